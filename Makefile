@@ -1,0 +1,58 @@
+# ljssl — TLS for LuaJIT through the FFI.  `make demo` shows it working,
+# `make test` runs every check (installing what is missing on Debian 12).
+
+LUAJIT  ?= luajit
+CC      ?= gcc
+CFLAGS  ?= -O2 -g -Wall -Wextra
+PREFIX  ?= /usr/local
+LUADIR  ?= $(PREFIX)/share/lua/5.1
+
+SHIM    := shim/c/libljssl_shim.so
+
+.PHONY: all deps shim cdefs check-cdefs check-shim spec test demo bench install clean
+
+all: shim
+
+deps:
+	@sh tools/install_deps
+
+shim: $(SHIM)
+
+$(SHIM): shim/c/ljssl_shim.c shim/c/ljssl_shim.h
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ shim/c/ljssl_shim.c
+
+# Regenerate the declarations from the installed headers.
+cdefs:
+	$(LUAJIT) tools/gen_cdefs --out ffi/cdefs
+
+check-cdefs: $(SHIM)
+	$(LUAJIT) tools/check_cdefs --shim $(SHIM)
+
+spec/c/check_shim: spec/c/check_shim.c $(SHIM)
+	$(CC) $(CFLAGS) -Ishim/c $$(pkg-config --cflags check) -o $@ spec/c/check_shim.c \
+	  -Lshim/c -Wl,-rpath,'$$ORIGIN/../../shim/c' -lljssl_shim $$(pkg-config --libs check) -lssl -lcrypto
+
+check-shim: spec/c/check_shim
+	./spec/c/check_shim
+
+# The Lua specs, once with the shim and once without.
+spec: $(SHIM)
+	LJSSL_EXPECT_SHIM=1 $(LUAJIT) tools/busted
+	LJSSL_SHIM=off LJSSL_EXPECT_SHIM=0 $(LUAJIT) tools/busted
+
+test: deps
+	@bash tools/run_tests
+
+demo: deps $(SHIM)
+	@$(LUAJIT) demo/demo.lua
+
+bench: deps $(SHIM)
+	@for b in bench/*.lua; do [ -e "$$b" ] || continue; $(LUAJIT) "$$b" || exit 1; done
+
+install: $(SHIM)
+	mkdir -p $(DESTDIR)$(LUADIR)
+	cp -R ffi/. $(DESTDIR)$(LUADIR)/
+	cp $(SHIM) $(DESTDIR)$(LUADIR)/ssl/libljssl_shim.so
+
+clean:
+	rm -f $(SHIM) spec/c/check_shim

@@ -1,0 +1,335 @@
+-- ssl.lib — the library layer: loads libssl, libcrypto and the optional shim,
+-- checks the OpenSSL version, turns the error queue into messages, and gives
+-- Lua forms of the calls OpenSSL only has as macros.  Everything above it (the
+-- engine, the faces) reaches OpenSSL through this module.
+--
+--   local lib = require "ssl.lib"
+--   local C, K = lib.ssl, lib.K        -- libssl namespace, generated constants
+--
+-- Environment: LJSSL_LIBSSL / LJSSL_LIBCRYPTO name the shared objects to load;
+-- LJSSL_SHIM names the shim (a path), or "off" to run without it.
+
+local ffi = require "ffi"
+local bit = require "bit"
+
+local band, rshift = bit.band, bit.rshift
+local ffi_string, ffi_cast = ffi.string, ffi.cast
+
+local areas = {
+  err = require "cdefs.err",
+  bio = require "cdefs.bio",
+  x509 = require "cdefs.x509",
+  ssl = require "cdefs.ssl",
+  libc = require "cdefs.libc",
+}
+local shim_area = require "cdefs.shim"
+
+local lib = {}
+
+-- Generated constants of every area, in one table.
+local K = {}
+for _, area in pairs(areas) do
+  for name, value in pairs(area.const) do K[name] = value end
+end
+lib.K = K
+
+-- Loading ------------------------------------------------------------------------
+
+local function load_library(env, names)
+  local wanted = os.getenv(env)
+  if wanted and wanted ~= "" then
+    local ok, clib = pcall(ffi.load, wanted)
+    if not ok then
+      error(("ljssl: cannot load %s=%s: %s"):format(env, wanted, clib), 0)
+    end
+    return clib
+  end
+  local errors = {}
+  for _, name in ipairs(names) do
+    local ok, clib = pcall(ffi.load, name)
+    if ok then return clib end
+    errors[#errors + 1] = clib
+  end
+  error("ljssl: cannot load OpenSSL 3 (" .. table.concat(errors, "; ") ..
+        "); install libssl3 or set " .. env, 0)
+end
+
+-- When the process already links OpenSSL (nginx/OpenResty), use that copy, so
+-- that one process never runs two OpenSSLs; otherwise load libcrypto, then libssl.
+local function in_process()
+  if os.getenv("LJSSL_LIBSSL") or os.getenv("LJSSL_LIBCRYPTO") then return false end
+  return pcall(function() return ffi.C.OpenSSL_version_num and ffi.C.SSL_CTX_new end)
+end
+
+if in_process() then
+  lib.crypto, lib.ssl = ffi.C, ffi.C
+else
+  lib.crypto = load_library("LJSSL_LIBCRYPTO", { "libcrypto.so.3", "crypto" })
+  lib.ssl = load_library("LJSSL_LIBSSL", { "libssl.so.3", "ssl" })
+end
+lib.libc = ffi.C
+
+local crypto, ssl = lib.crypto, lib.ssl
+
+-- Version --------------------------------------------------------------------------
+
+lib.version_number = tonumber(crypto.OpenSSL_version_num())
+lib.version_text = ffi_string(crypto.OpenSSL_version(K.OPENSSL_VERSION))
+if lib.version_number < 0x30000000 then
+  error(("ljssl needs OpenSSL 3.0 or newer; the loaded library is %s"):format(
+    lib.version_text), 0)
+end
+lib.version_major = tonumber(crypto.OPENSSL_version_major())
+lib.version_minor = tonumber(crypto.OPENSSL_version_minor())
+
+-- Errors ---------------------------------------------------------------------------
+
+local errbuf = ffi.new("char[256]")
+
+function lib.ERR_SYSTEM_ERROR(e)
+  return band(e, K.ERR_SYSTEM_FLAG) ~= 0
+end
+
+function lib.ERR_GET_LIB(e)
+  if lib.ERR_SYSTEM_ERROR(e) then return K.ERR_LIB_SYS end
+  return band(rshift(e, K.ERR_LIB_OFFSET), K.ERR_LIB_MASK)
+end
+
+function lib.ERR_GET_REASON(e)
+  if lib.ERR_SYSTEM_ERROR(e) then return band(e, K.ERR_SYSTEM_MASK) end
+  return band(e, K.ERR_REASON_MASK)
+end
+
+function lib.clear_errors()
+  crypto.ERR_clear_error()
+end
+
+-- Drains the error queue and describes its earliest entry (the cause; later
+-- entries are consequences).  Returns nil when the queue is empty, otherwise:
+--   code    the packed error code, as a Lua number
+--   reason  OpenSSL's reason text ("certificate verify failed"), or for a
+--           system error the C library's text ("No such file or directory")
+--   line    the full "error:0A000086:SSL routines::certificate verify failed"
+function lib.pop_error()
+  local e = tonumber(crypto.ERR_get_error())
+  if e == 0 then return nil end
+  crypto.ERR_clear_error()
+  local reason
+  if lib.ERR_SYSTEM_ERROR(e) then
+    reason = ffi_string(ffi.C.strerror(lib.ERR_GET_REASON(e)))
+  else
+    local r = crypto.ERR_reason_error_string(e)
+    reason = r ~= nil and ffi_string(r) or ("error %d"):format(lib.ERR_GET_REASON(e))
+  end
+  crypto.ERR_error_string_n(e, errbuf, 256)
+  return e, reason, ffi_string(errbuf)
+end
+
+-- Macros as Lua --------------------------------------------------------------------
+-- Each mirrors the C macro of the same name, with the generated constants.
+
+local stack_ptr = ffi.typeof("OPENSSL_STACK *")
+local void_ptr = ffi.typeof("void *")
+local x509_ptr = ffi.typeof("X509 *")
+local general_name_ptr = ffi.typeof("GENERAL_NAME *")
+local void_fn_ptr = ffi.typeof("void (*)(void)")
+
+function lib.OPENSSL_free(p)
+  crypto.CRYPTO_free(p, "ljssl", 0)
+end
+
+function lib.BIO_get_mem_data(b, pp)
+  return crypto.BIO_ctrl(b, K.BIO_CTRL_INFO, 0, pp)
+end
+
+function lib.BIO_pending(b)
+  return tonumber(crypto.BIO_ctrl(b, K.BIO_CTRL_PENDING, 0, nil))
+end
+
+function lib.BIO_wpending(b)
+  return tonumber(crypto.BIO_ctrl(b, K.BIO_CTRL_WPENDING, 0, nil))
+end
+
+function lib.BIO_should_retry(b)
+  return crypto.BIO_test_flags(b, K.BIO_FLAGS_SHOULD_RETRY) ~= 0
+end
+
+function lib.BIO_set_mem_eof_return(b, v)
+  return crypto.BIO_ctrl(b, K.BIO_C_SET_BUF_MEM_EOF_RETURN, v, nil)
+end
+
+function lib.sk_X509_num(sk)
+  if sk == nil then return 0 end
+  return crypto.OPENSSL_sk_num(ffi_cast(stack_ptr, sk))
+end
+
+function lib.sk_X509_value(sk, i)
+  return ffi_cast(x509_ptr, crypto.OPENSSL_sk_value(ffi_cast(stack_ptr, sk), i))
+end
+
+lib.sk_GENERAL_NAME_num = lib.sk_X509_num
+
+function lib.sk_GENERAL_NAME_value(sk, i)
+  return ffi_cast(general_name_ptr, crypto.OPENSSL_sk_value(ffi_cast(stack_ptr, sk), i))
+end
+
+local function ctx_ctrl(cmd)
+  return function(ctx, larg, parg) return ssl.SSL_CTX_ctrl(ctx, cmd, larg or 0, parg) end
+end
+
+local function ssl_ctrl(cmd)
+  return function(s, larg, parg) return ssl.SSL_ctrl(s, cmd, larg or 0, parg) end
+end
+
+lib.SSL_CTX_set_mode = ctx_ctrl(K.SSL_CTRL_MODE)
+lib.SSL_CTX_clear_mode = ctx_ctrl(K.SSL_CTRL_CLEAR_MODE)
+lib.SSL_CTX_set_min_proto_version = ctx_ctrl(K.SSL_CTRL_SET_MIN_PROTO_VERSION)
+lib.SSL_CTX_set_max_proto_version = ctx_ctrl(K.SSL_CTRL_SET_MAX_PROTO_VERSION)
+lib.SSL_CTX_set_session_cache_mode = ctx_ctrl(K.SSL_CTRL_SET_SESS_CACHE_MODE)
+lib.SSL_CTX_set_dh_auto = ctx_ctrl(K.SSL_CTRL_SET_DH_AUTO)
+lib.SSL_set_mode = ssl_ctrl(K.SSL_CTRL_MODE)
+lib.SSL_clear_mode = ssl_ctrl(K.SSL_CTRL_CLEAR_MODE)
+
+function lib.SSL_CTX_get_mode(ctx)
+  return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_MODE, 0, nil)
+end
+
+function lib.SSL_get_mode(s)
+  return ssl.SSL_ctrl(s, K.SSL_CTRL_MODE, 0, nil)
+end
+
+function lib.SSL_CTX_get_min_proto_version(ctx)
+  return tonumber(ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_GET_MIN_PROTO_VERSION, 0, nil))
+end
+
+function lib.SSL_CTX_get_max_proto_version(ctx)
+  return tonumber(ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_GET_MAX_PROTO_VERSION, 0, nil))
+end
+
+-- `list` is a Lua string; the call copies it before returning.
+function lib.SSL_CTX_set1_groups_list(ctx, list)
+  return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_SET_GROUPS_LIST, 0, ffi_cast(void_ptr, list))
+end
+
+function lib.SSL_set_tlsext_host_name(s, name)
+  return ssl.SSL_ctrl(s, K.SSL_CTRL_SET_TLSEXT_HOSTNAME, K.TLSEXT_NAMETYPE_host_name,
+                      ffi_cast(void_ptr, name))
+end
+
+function lib.SSL_CTX_set_tlsext_servername_callback(ctx, cb)
+  return ssl.SSL_CTX_callback_ctrl(ctx, K.SSL_CTRL_SET_TLSEXT_SERVERNAME_CB,
+                                   ffi_cast(void_fn_ptr, cb))
+end
+
+function lib.SSL_CTX_set_tlsext_servername_arg(ctx, arg)
+  return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG, 0, arg)
+end
+
+-- Takes ownership of x509 on success (disarm its finalizer first).
+function lib.SSL_CTX_add_extra_chain_cert(ctx, x509)
+  return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_EXTRA_CHAIN_CERT, 0, x509)
+end
+
+function lib.SSL_CTX_get_extra_chain_certs(ctx, pp)
+  return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_GET_EXTRA_CHAIN_CERTS, 0, pp)
+end
+
+function lib.SSL_CTX_get0_chain_certs(ctx, pp)
+  return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_GET_CHAIN_CERTS, 0, pp)
+end
+
+function lib.SSL_get0_chain_certs(s, pp)
+  return ssl.SSL_ctrl(s, K.SSL_CTRL_GET_CHAIN_CERTS, 0, pp)
+end
+
+function lib.SSL_CTX_get_ex_new_index(argl, argp, newf, dupf, freef)
+  return crypto.CRYPTO_get_ex_new_index(K.CRYPTO_EX_INDEX_SSL_CTX, argl, argp, newf, dupf, freef)
+end
+
+function lib.SSL_get_ex_new_index(argl, argp, newf, dupf, freef)
+  return crypto.CRYPTO_get_ex_new_index(K.CRYPTO_EX_INDEX_SSL, argl, argp, newf, dupf, freef)
+end
+
+-- SIGPIPE ---------------------------------------------------------------------------
+-- A write to a socket the peer has closed raises SIGPIPE, whose default action
+-- kills the process.  Ignore it, as LuaSocket does, unless the program has
+-- installed a handler of its own.
+do
+  local sig_ign = ffi_cast("__sighandler_t", K.SIG_IGN)
+  local sig_dfl = ffi_cast("__sighandler_t", K.SIG_DFL)
+  local previous = ffi.C.signal(K.SIGPIPE, sig_ign)
+  if previous ~= sig_dfl and previous ~= sig_ign then
+    ffi.C.signal(K.SIGPIPE, previous)
+  end
+end
+
+-- The shim -------------------------------------------------------------------------
+
+local function here()
+  local source = debug.getinfo(1, "S").source
+  return source:match("^@(.*)/[^/]*$") or "."
+end
+
+local function find_shim()
+  local wanted = os.getenv("LJSSL_SHIM")
+  if wanted == "off" or wanted == "0" then return nil, "disabled by LJSSL_SHIM" end
+  local candidates = {}
+  if wanted and wanted ~= "" then
+    candidates[1] = wanted
+  else
+    local dir = here()
+    candidates[1] = dir .. "/libljssl_shim.so"
+    candidates[2] = dir .. "/../../shim/c/libljssl_shim.so"
+    local found = package.searchpath and package.searchpath("libljssl_shim", package.cpath)
+    candidates[3] = found
+  end
+  local why = "not built (run `make shim`)"
+  for _, path in ipairs(candidates) do
+    local f = io.open(path, "rb")
+    if f then
+      f:close()
+      local ok, clib = pcall(ffi.load, path)
+      if not ok then return nil, clib end
+      local version = clib.ljssl_shim_version()
+      if version ~= shim_area.const.LJSSL_SHIM_VERSION then
+        return nil, ("%s has interface version %d, ljssl needs %d; rebuild it"):format(
+          path, version, shim_area.const.LJSSL_SHIM_VERSION)
+      end
+      return clib, path
+    elseif wanted then
+      why = wanted .. " does not exist"
+    end
+  end
+  return nil, why
+end
+
+do
+  local clib, info = find_shim()
+  lib.shim = clib           -- nil when running without the shim
+  lib.shim_info = info      -- the path loaded, or why none was
+end
+
+-- Callbacks --------------------------------------------------------------------------
+-- Each is created once per process.  With the shim it is a C function; without
+-- it, a LuaJIT callback that must never raise.
+
+local password_cb
+-- A pem_password_cb whose userdata is a NUL-terminated password (a Lua string
+-- cast to void*; keep the string alive while OpenSSL may call back).
+function lib.password_cb()
+  if password_cb then return password_cb end
+  if lib.shim then
+    password_cb = lib.shim.ljssl_password_cb
+  else
+    password_cb = ffi_cast("pem_password_cb *", function(buf, size, _, userdata)
+      if userdata == nil or size <= 0 then return -1 end
+      local password = ffi_cast("const char *", userdata)
+      local len = math.min(tonumber(ffi.C.strlen(password)), size)
+      ffi.copy(buf, password, len)
+      return len
+    end)
+  end
+  return password_cb
+end
+
+return lib
