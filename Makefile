@@ -19,7 +19,7 @@ deps:
 shim: $(SHIM)
 
 $(SHIM): shim/c/ljssl_shim.c shim/c/ljssl_shim.h
-	$(CC) $(CFLAGS) -fPIC -shared -o $@ shim/c/ljssl_shim.c
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ shim/c/ljssl_shim.c -lssl -lcrypto -lpthread
 
 # Regenerate the declarations from the installed headers.
 cdefs:

@@ -9,6 +9,11 @@ ffi.cdef [[
 __sighandler_t signal (int __sig, __sighandler_t __handler);
 char *strerror (int __errnum);
 size_t strlen (const char *__s);
+void *memchr (const void *__s, int __c, size_t __n);
+int poll (struct pollfd *__fds, nfds_t __nfds, int __timeout);
+int fcntl (int __fd, int __cmd, ...);
+int close (int __fd);
+int clock_gettime (clockid_t __clock_id, struct timespec *__tp);
 ]]
 
 return {
@@ -16,6 +21,28 @@ return {
   -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
   macros = {},
   const = {
+    CLOCK_MONOTONIC = 1,
+    EACCES = 13,
+    EADDRINUSE = 98,
+    EAGAIN = 11,
+    EBADF = 9,
+    ECONNABORTED = 103,
+    ECONNREFUSED = 111,
+    ECONNRESET = 104,
+    EINPROGRESS = 115,
+    EINTR = 4,
+    EISCONN = 106,
+    EPIPE = 32,
+    ETIMEDOUT = 110,
+    EWOULDBLOCK = 11,
+    F_GETFL = 3,
+    F_SETFL = 4,
+    O_NONBLOCK = 2048,
+    POLLERR = 8,
+    POLLHUP = 16,
+    POLLIN = 1,
+    POLLNVAL = 32,
+    POLLOUT = 4,
     SIGPIPE = 13,
     SIG_DFL = 0,
     SIG_ERR = -1,

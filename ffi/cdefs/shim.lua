@@ -8,6 +8,16 @@ local ffi = require "ffi"
 ffi.cdef [[
 int ljssl_shim_version(void);
 int ljssl_password_cb(char *buf, int size, int rwflag, void *userdata);
+int ljssl_ctx_set_verify_flags(SSL_CTX *ctx, int flags);
+int ljssl_ctx_get_verify_flags(const SSL_CTX *ctx);
+int ljssl_verify_cb(int preverify_ok, X509_STORE_CTX *store);
+int ljssl_cert_verify_cb(X509_STORE_CTX *store, void *arg);
+int ljssl_verify_errors(const SSL *ssl, int *depths, int *errors, int max);
+int ljssl_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *wire, unsigned int len);
+int ljssl_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in, unsigned int inlen, void *arg);
+int ljssl_ssl_add_sni(SSL *ssl, const char *name, SSL_CTX *target);
+int ljssl_ssl_set_sni_strict(SSL *ssl, int strict);
+int ljssl_sni_cb(SSL *ssl, int *alert, void *arg);
 ]]
 
 return {
@@ -15,6 +25,9 @@ return {
   -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
   macros = {},
   const = {
-    LJSSL_SHIM_VERSION = 1,
+    LJSSL_MAX_VERIFY_ERRORS = 64,
+    LJSSL_SHIM_VERSION = 2,
+    LJSSL_VERIFY_CONTINUE = 1,
+    LJSSL_VERIFY_IGNORE_PURPOSE = 2,
   },
 }

@@ -130,6 +130,10 @@ void *SSL_get_ex_data(const SSL *ssl, int idx);
 int SSL_get_ex_data_X509_STORE_CTX_idx(void);
 const char *SSL_alert_desc_string_long(int value);
 const char *SSL_state_string_long(const SSL *s);
+struct stack_st_SSL_CIPHER *SSL_get1_supported_ciphers(SSL *s);
+const COMP_METHOD *SSL_get_current_compression(const SSL *s);
+const char *SSL_COMP_get_name(const COMP_METHOD *comp);
+struct evp_pkey_st *SSL_get_privatekey(const SSL *ssl);
 ]]
 
 return {
@@ -137,6 +141,7 @@ return {
   -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
   macros = { "SSL_CTX_set_mode", "SSL_CTX_clear_mode", "SSL_CTX_get_mode", "SSL_CTX_set_min_proto_version", "SSL_CTX_set_max_proto_version", "SSL_CTX_get_min_proto_version", "SSL_CTX_get_max_proto_version", "SSL_CTX_set_session_cache_mode", "SSL_CTX_set1_groups_list", "SSL_CTX_set_dh_auto", "SSL_CTX_set_tlsext_servername_callback", "SSL_CTX_set_tlsext_servername_arg", "SSL_CTX_add_extra_chain_cert", "SSL_CTX_get0_chain_certs", "SSL_CTX_get_extra_chain_certs", "SSL_CTX_get_ex_new_index", "SSL_set_mode", "SSL_clear_mode", "SSL_get_mode", "SSL_get0_chain_certs", "SSL_set_tlsext_host_name", "SSL_get_ex_new_index" },
   const = {
+    DANE_FLAG_NO_DANE_EE_NAMECHECKS = 1,
     OPENSSL_NPN_NEGOTIATED = 1,
     OPENSSL_NPN_NO_OVERLAP = 2,
     OPENSSL_NPN_UNSUPPORTED = 0,

@@ -14,6 +14,7 @@ struct asn1_string_st;
 struct bignum_st;
 struct bio_method_st;
 struct bio_st;
+struct comp_method_st;
 struct crypto_ex_data_st;
 struct evp_cipher_st;
 struct evp_md_st;
@@ -21,12 +22,14 @@ struct evp_pkey_st;
 struct ossl_core_handle_st;
 struct ossl_dispatch_st;
 struct ossl_init_settings_st;
+struct pollfd;
 struct ssl_cipher_st;
 struct ssl_ctx_st;
 struct ssl_method_st;
 struct ssl_session_st;
 struct ssl_st;
 struct stack_st;
+struct timespec;
 struct tm;
 struct x509_st;
 struct x509_store_ctx_st;
@@ -34,7 +37,11 @@ struct x509_store_st;
 struct stack_st_X509_NAME;
 struct stack_st_X509;
 struct stack_st_GENERAL_NAME;
+struct stack_st_SSL_CIPHER;
 typedef long int __time_t;
+typedef int __clockid_t;
+typedef long int __syscall_slong_t;
+typedef __clockid_t clockid_t;
 typedef __time_t time_t;
 typedef struct stack_st OPENSSL_STACK;
 typedef void (*OPENSSL_sk_freefunc)(void *);
@@ -55,6 +62,7 @@ typedef struct X509_VERIFY_PARAM_st X509_VERIFY_PARAM;
 typedef struct ossl_init_settings_st OPENSSL_INIT_SETTINGS;
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
+typedef struct comp_method_st COMP_METHOD;
 typedef struct crypto_ex_data_st CRYPTO_EX_DATA;
 typedef struct ossl_dispatch_st OSSL_DISPATCH;
 typedef int pem_password_cb(char *buf, int size, int rwflag, void *userdata);
@@ -77,6 +85,13 @@ typedef unsigned int (*SSL_psk_client_cb_func)(SSL *ssl, const char *hint, char 
 typedef unsigned int (*SSL_psk_server_cb_func)(SSL *ssl, const char *identity, unsigned char *psk, unsigned int max_psk_len);
 typedef void (*SSL_CTX_keylog_cb_func)(const SSL *ssl, const char *line);
 typedef void (*__sighandler_t) (int);
+typedef unsigned long int nfds_t;
+]]
+
+-- C library structs whose layout is public (checked by size and offsets)
+ffi.cdef [[
+struct pollfd { int fd; short int events; short int revents; };
+struct timespec { __time_t tv_sec; __syscall_slong_t tv_nsec; };
 ]]
 
 return true

@@ -1,11 +1,102 @@
 /* ljssl_shim.c — the optional C shim: OpenSSL callbacks that never enter Lua.
  *
  * Built by `make shim` into libljssl_shim.so.  ffi/ssl/lib.lua loads it when
- * present and otherwise installs equivalent LuaJIT callbacks, created once per
- * process.  See ljssl_shim.h for the contract every function here keeps. */
+ * present; otherwise ffi/ssl/engine/callbacks.lua installs LuaJIT callbacks
+ * with the same behaviour.  See ljssl_shim.h for the contract. */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
 #include "ljssl_shim.h"
+
+struct ctx_data {
+    int verify_flags;
+    unsigned char *alpn;
+    unsigned int alpn_len;
+};
+
+struct sni_entry {
+    char *name;
+    SSL_CTX *ctx;
+};
+
+struct ssl_data {
+    int nerrors;
+    int depths[LJSSL_MAX_VERIFY_ERRORS];
+    int errors[LJSSL_MAX_VERIFY_ERRORS];
+    int sni_strict;
+    int sni_count;
+    struct sni_entry *sni;
+};
+
+static int ctx_index = -1, ssl_index = -1;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void free_ctx_data(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                          long argl, void *argp)
+{
+    struct ctx_data *d = ptr;
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    if (d == NULL)
+        return;
+    OPENSSL_free(d->alpn);
+    OPENSSL_free(d);
+}
+
+static void free_ssl_data(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                          long argl, void *argp)
+{
+    struct ssl_data *d = ptr;
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    if (d == NULL)
+        return;
+    for (int i = 0; i < d->sni_count; i++) {
+        OPENSSL_free(d->sni[i].name);
+        SSL_CTX_free(d->sni[i].ctx);
+    }
+    OPENSSL_free(d->sni);
+    OPENSSL_free(d);
+}
+
+static void init_indexes(void)
+{
+    ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ctx_data);
+    ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_ssl_data);
+}
+
+static struct ctx_data *ctx_data(const SSL_CTX *ctx, int create)
+{
+    struct ctx_data *d;
+    pthread_once(&once, init_indexes);
+    d = SSL_CTX_get_ex_data(ctx, ctx_index);
+    if (d == NULL && create) {
+        d = OPENSSL_zalloc(sizeof *d);
+        if (d != NULL && !SSL_CTX_set_ex_data((SSL_CTX *)ctx, ctx_index, d)) {
+            OPENSSL_free(d);
+            d = NULL;
+        }
+    }
+    return d;
+}
+
+static struct ssl_data *ssl_data(const SSL *ssl, int create)
+{
+    struct ssl_data *d;
+    pthread_once(&once, init_indexes);
+    d = SSL_get_ex_data(ssl, ssl_index);
+    if (d == NULL && create) {
+        d = OPENSSL_zalloc(sizeof *d);
+        if (d != NULL && !SSL_set_ex_data((SSL *)ssl, ssl_index, d)) {
+            OPENSSL_free(d);
+            d = NULL;
+        }
+    }
+    return d;
+}
 
 int ljssl_shim_version(void)
 {
@@ -25,4 +116,160 @@ int ljssl_password_cb(char *buf, int size, int rwflag, void *userdata)
         len = (size_t)size;
     memcpy(buf, password, len);
     return (int)len;
+}
+
+/* ---- verification ---- */
+
+int ljssl_ctx_set_verify_flags(SSL_CTX *ctx, int flags)
+{
+    struct ctx_data *d = ctx_data(ctx, 1);
+    if (d == NULL)
+        return 0;
+    d->verify_flags = flags;
+    return 1;
+}
+
+int ljssl_ctx_get_verify_flags(const SSL_CTX *ctx)
+{
+    struct ctx_data *d = ctx_data(ctx, 0);
+    return d ? d->verify_flags : 0;
+}
+
+static SSL *store_ssl(X509_STORE_CTX *store)
+{
+    return X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+}
+
+int ljssl_verify_cb(int preverify_ok, X509_STORE_CTX *store)
+{
+    SSL *ssl;
+    struct ssl_data *d;
+    int err;
+
+    if (preverify_ok)
+        return 1;
+    ssl = store_ssl(store);
+    if (ssl == NULL)
+        return preverify_ok;
+    err = X509_STORE_CTX_get_error(store);
+    d = ssl_data(ssl, 1);
+    if (err != X509_V_OK && d != NULL && d->nerrors < LJSSL_MAX_VERIFY_ERRORS) {
+        d->depths[d->nerrors] = X509_STORE_CTX_get_error_depth(store);
+        d->errors[d->nerrors] = err;
+        d->nerrors++;
+    }
+    return (ljssl_ctx_get_verify_flags(SSL_get_SSL_CTX(ssl)) & LJSSL_VERIFY_CONTINUE)
+        ? 1 : preverify_ok;
+}
+
+int ljssl_cert_verify_cb(X509_STORE_CTX *store, void *arg)
+{
+    SSL *ssl = store_ssl(store);
+    (void)arg;
+    if (ssl != NULL &&
+        (ljssl_ctx_get_verify_flags(SSL_get_SSL_CTX(ssl)) & LJSSL_VERIFY_IGNORE_PURPOSE)) {
+        X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(store);
+        if (param != NULL) {
+            X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
+            X509_VERIFY_PARAM_set_trust(param, X509_TRUST_SSL_SERVER);
+        }
+    }
+    return X509_verify_cert(store);
+}
+
+int ljssl_verify_errors(const SSL *ssl, int *depths, int *errors, int max)
+{
+    struct ssl_data *d = ssl_data(ssl, 0);
+    if (d == NULL)
+        return 0;
+    for (int i = 0; i < d->nerrors && i < max; i++) {
+        depths[i] = d->depths[i];
+        errors[i] = d->errors[i];
+    }
+    return d->nerrors;
+}
+
+/* ---- ALPN ---- */
+
+int ljssl_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *wire, unsigned int len)
+{
+    struct ctx_data *d = ctx_data(ctx, 1);
+    unsigned char *copy;
+    if (d == NULL || wire == NULL || len == 0)
+        return 0;
+    copy = OPENSSL_memdup(wire, len);
+    if (copy == NULL)
+        return 0;
+    OPENSSL_free(d->alpn);
+    d->alpn = copy;
+    d->alpn_len = len;
+    return 1;
+}
+
+int ljssl_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                         const unsigned char *in, unsigned int inlen, void *arg)
+{
+    struct ctx_data *d = ctx_data(SSL_get_SSL_CTX(ssl), 0);
+    unsigned char *selected = NULL;
+    (void)arg;
+    if (d == NULL || d->alpn == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    if (SSL_select_next_proto(&selected, outlen, d->alpn, d->alpn_len, in, inlen)
+        != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ---- SNI ---- */
+
+int ljssl_ssl_add_sni(SSL *ssl, const char *name, SSL_CTX *target)
+{
+    struct ssl_data *d = ssl_data(ssl, 1);
+    struct sni_entry *grown;
+    char *copy;
+    if (d == NULL || name == NULL || target == NULL)
+        return 0;
+    grown = OPENSSL_realloc(d->sni, sizeof *grown * (size_t)(d->sni_count + 1));
+    if (grown == NULL)
+        return 0;
+    d->sni = grown;
+    copy = OPENSSL_strdup(name);
+    if (copy == NULL || !SSL_CTX_up_ref(target)) {
+        OPENSSL_free(copy);
+        return 0;
+    }
+    d->sni[d->sni_count].name = copy;
+    d->sni[d->sni_count].ctx = target;
+    d->sni_count++;
+    return 1;
+}
+
+int ljssl_ssl_set_sni_strict(SSL *ssl, int strict)
+{
+    struct ssl_data *d = ssl_data(ssl, 1);
+    if (d == NULL)
+        return 0;
+    d->sni_strict = strict;
+    return 1;
+}
+
+int ljssl_sni_cb(SSL *ssl, int *alert, void *arg)
+{
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    struct ssl_data *d = ssl_data(ssl, 0);
+    (void)arg;
+    if (name == NULL || d == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    for (int i = 0; i < d->sni_count; i++) {
+        if (strcmp(d->sni[i].name, name) == 0) {
+            SSL_set_SSL_CTX(ssl, d->sni[i].ctx);
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
+    if (d->sni_strict) {
+        *alert = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    return SSL_TLSEXT_ERR_OK;
 }

@@ -2,23 +2,55 @@
  *
  * The shim holds the OpenSSL callbacks that would otherwise be LuaJIT callbacks:
  * with it loaded, OpenSSL never re-enters Lua from a handshake, a read or a key
- * load.  Every function here follows lua-resty-core's FFI contract: no Lua, no
- * allocation the caller must free, state kept only in what the caller passes
- * (userdata pointers, ex_data slots).  tools/gen_cdefs turns this header into
- * ffi/cdefs/shim.lua, so the Lua side and the C side cannot drift. */
+ * load (except for callbacks whose behaviour is itself a Lua function, such as a
+ * PSK or ALPN function).  Every function here follows lua-resty-core's FFI
+ * contract: no Lua, plain return codes, state kept in OpenSSL ex_data slots that
+ * OpenSSL frees with the object.  tools/gen_cdefs turns this header into
+ * ffi/cdefs/shim.lua, so the Lua side and the C side cannot drift; the Lua
+ * fallback without the shim is ffi/ssl/engine/callbacks.lua. */
 #ifndef LJSSL_SHIM_H
 #define LJSSL_SHIM_H
 
 #include <openssl/ssl.h>
 
 /* Interface version; bumped whenever a function is added or changed. */
-#define LJSSL_SHIM_VERSION 1
+#define LJSSL_SHIM_VERSION 2
+
+/* Verification flags of a context (LuaSec's verifyext names). */
+#define LJSSL_VERIFY_CONTINUE 1       /* lsec_continue: record errors, go on */
+#define LJSSL_VERIFY_IGNORE_PURPOSE 2 /* lsec_ignore_purpose */
+/* How many verification errors one connection records; more are dropped. */
+#define LJSSL_MAX_VERIFY_ERRORS 64
 
 int ljssl_shim_version(void);
 
 /* pem_password_cb: `userdata` is a NUL-terminated password.  Copies at most
- * size-1 bytes and returns the length copied, or -1 (refuse) when userdata is
+ * `size` bytes and returns the length copied, or -1 (refuse) when userdata is
  * NULL, so a missing password never falls back to a TTY prompt. */
 int ljssl_password_cb(char *buf, int size, int rwflag, void *userdata);
+
+/* Verification.  ljssl_verify_cb goes to SSL_CTX_set_verify, and
+ * ljssl_cert_verify_cb to SSL_CTX_set_cert_verify_callback (arg unused); both
+ * read the flags stored on the connection's SSL_CTX. */
+int ljssl_ctx_set_verify_flags(SSL_CTX *ctx, int flags);
+int ljssl_ctx_get_verify_flags(const SSL_CTX *ctx);
+int ljssl_verify_cb(int preverify_ok, X509_STORE_CTX *store);
+int ljssl_cert_verify_cb(X509_STORE_CTX *store, void *arg);
+/* Copies up to `max` recorded (depth, error) pairs; returns how many exist. */
+int ljssl_verify_errors(const SSL *ssl, int *depths, int *errors, int max);
+
+/* ALPN on a server: the server's list in wire format (copied), chosen from in
+ * the server's order of preference; no overlap means no ALPN (NOACK). */
+int ljssl_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *wire, unsigned int len);
+int ljssl_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                         const unsigned char *in, unsigned int inlen, void *arg);
+
+/* SNI on a server connection: host name -> SSL_CTX (up-referenced until the
+ * SSL is freed).  ljssl_sni_cb goes to the servername callback of the
+ * connection's SSL_CTX.  No name from the client: NOACK.  No match: a fatal
+ * unrecognized_name alert when strict, else the connection keeps its context. */
+int ljssl_ssl_add_sni(SSL *ssl, const char *name, SSL_CTX *target);
+int ljssl_ssl_set_sni_strict(SSL *ssl, int strict);
+int ljssl_sni_cb(SSL *ssl, int *alert, void *arg);
 
 #endif

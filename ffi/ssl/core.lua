@@ -1,0 +1,638 @@
+-- ssl.core — LuaSec's connection object on the shared engine: create, setfd,
+-- and every connection method with LuaSec 1.3.2's return values, over
+-- LuaSocket's buffer semantics (receive patterns, partial results, send
+-- ranges, block/total timeouts).
+--
+-- A connection is a userdata whose metatable's __index is a plain table of
+-- functions (ssl.https and copas copy it).  Its state lives in a weak-keyed
+-- table and never refers back to the userdata, so dropping the connection frees
+-- the SSL and closes the fd (both through ffi.gc, not through I/O in __gc).
+
+local ffi = require "ffi"
+local bit = require "bit"
+local lib = require "ssl.lib"
+local session = require "ssl.engine.session"
+local fdlib = require "ssl.engine.fd"
+local cb = require "ssl.engine.callbacks"
+local args = require "ssl.engine.args"
+local contexts = require "ssl.context"
+
+local C, crypto, K, libc = lib.ssl, lib.crypto, lib.K, lib.libc
+local ffi_string, ffi_cast = ffi.string, ffi.cast
+local WANT_READ, WANT_WRITE = session.WANT_READ, session.WANT_WRITE
+local CLOSED, EOF, SYSCALL = session.CLOSED, session.EOF, session.SYSCALL
+
+local core = {}
+core.SOCKET_INVALID = -1
+
+local BUFSIZE = 16384     -- a full TLS record's plaintext
+local STEPSIZE = 8192     -- LuaSocket's send step
+local NEW, CONNECTED, CLOSED_STATE = 0, 1, 2
+
+local u8ptr = ffi.typeof("uint8_t *")
+local cptr = ffi.typeof("const char *")
+local bufarray = ffi.typeof("uint8_t[?]")
+
+local state = setmetatable({}, { __mode = "k" })
+local methods = {}
+local proto = newproxy(true)
+do
+  local mt = getmetatable(proto)
+  mt.__index = methods
+  mt.__tostring = function(self)
+    local st = state[self]
+    if not st then return "SSL connection: (invalid)" end
+    return "SSL connection: " .. st.id .. (st.state == CLOSED_STATE and " (closed)" or "")
+  end
+end
+core.methods = methods
+
+local function check(conn, fname)
+  local st = state[conn]
+  if not st then args.error(1, fname, "SSL:Connection expected, got " .. type(conn)) end
+  return st
+end
+core.check = check
+
+-- Closes the fd when the connection is collected without close().
+local fdbox_type = ffi.typeof("int[1]")
+local function close_fdbox(box)
+  fdlib.close(box[0])
+end
+
+function core.create(ctx)
+  local cst = contexts.state[ctx]
+  if not cst then args.error(1, "create", "invalid context") end
+  if cst.mode ~= "client" and cst.mode ~= "server" then return nil, "invalid mode" end
+  local s, err = session.new(cst.engine, cst.mode == "server")
+  if not s then return nil, ("error creating SSL object (%s)"):format(err) end
+  lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)
+  local conn = newproxy(proto)
+  state[conn] = {
+    s = s, ctx = ctx, fd = -1, fdbox = ffi.gc(fdbox_type(-1), close_fdbox),
+    state = NEW, id = ("0x%x"):format(tonumber(ffi_cast("uintptr_t", s.ptr))),
+    buf = bufarray(BUFSIZE), first = 0, last = 0,
+    block = -1, total = -1, start = 0,
+    received = 0, sent = 0, birthday = fdlib.now(),
+    anchors = {},
+  }
+  return conn
+end
+
+function core.setfd(conn, fd)
+  local st = check(conn, "setfd")
+  fd = args.number(fd, 2, "setfd")
+  if st.state ~= NEW then args.error(1, "setfd", "invalid SSL object state") end
+  fdlib.set_blocking(fd, false)
+  st.s:set_fd(fd)
+  st.fd, st.fdbox[0] = fd, fd
+  return true
+end
+methods.setfd = core.setfd
+
+-- Timeouts, as LuaSocket's timeout.c ------------------------------------------------------
+
+local function markstart(st)
+  st.start = fdlib.now()
+end
+
+-- Seconds left for the current operation; -1 waits forever.
+local function retry(st)
+  local block, total = st.block, st.total
+  if block < 0 and total < 0 then return -1 end
+  local elapsed = fdlib.now() - st.start
+  if block < 0 then return math.max(total - elapsed, 0) end
+  if total < 0 then return math.max(block - elapsed, 0) end
+  return math.min(block, math.max(total - elapsed, 0))
+end
+
+function methods.settimeout(conn, t, mode)
+  local st = check(conn, "settimeout")
+  t = args.optnumber(t, 2, "settimeout", -1)
+  mode = args.optstring(mode, 3, "settimeout", "b")
+  local m = mode:sub(1, 1)
+  if m == "b" then st.block = t
+  elseif m == "r" or m == "t" then st.total = t
+  else args.error(3, "settimeout", "invalid timeout mode") end
+  return 1
+end
+
+-- Errors ---------------------------------------------------------------------------------------
+
+-- LuaSocket's socket_strerror for the errno values it names.
+local ERRNO_TEXT = {
+  [K.EADDRINUSE] = "address already in use", [K.EISCONN] = "already connected",
+  [K.EACCES] = "permission denied", [K.ECONNREFUSED] = "connection refused",
+  [K.ECONNABORTED] = "closed", [K.ECONNRESET] = "closed", [K.ETIMEDOUT] = "timeout",
+}
+
+-- The LuaSec message for a failed step; nil means "wait and retry".
+local function step_error(st, status, msg, errno, for_handshake)
+  if status == WANT_READ or status == WANT_WRITE then
+    local ok, werr = fdlib.wait(st.fd, status == WANT_WRITE, retry(st))
+    if ok then return nil end
+    if werr == "timeout" then return status == WANT_READ and "wantread" or "wantwrite" end
+    return werr
+  end
+  if status == CLOSED then return "closed" end
+  if status == EOF then
+    -- after the handshake a bare EOF ends the stream, as it did with OpenSSL 1.1
+    return for_handshake and msg or "closed"
+  end
+  if status == SYSCALL then return ERRNO_TEXT[errno] or msg end
+  return msg
+end
+
+-- Handshake --------------------------------------------------------------------------------------
+
+local function handshake(st)
+  markstart(st)
+  local s = st.s
+  while true do
+    local status, msg, errno = s:handshake()
+    if status == 0 then
+      st.state = CONNECTED
+      return true
+    end
+    local err = step_error(st, status, msg, errno, true)
+    if err then return false, err end
+  end
+end
+
+function methods.dohandshake(conn)
+  local st = check(conn, "dohandshake")
+  if st.state == CLOSED_STATE then return false, "closed" end
+  if st.state == CONNECTED then return true end
+  return handshake(st)
+end
+
+-- Receiving ---------------------------------------------------------------------------------------
+
+-- Refills the (empty) buffer with one record; returns nil or an error string.
+local function fill(st)
+  if st.state ~= CONNECTED then return "closed" end
+  local s = st.s
+  while true do
+    local n, msg, errno = s:read(st.buf, BUFSIZE)
+    if n > 0 then
+      st.first, st.last = 0, n
+      st.received = st.received + n
+      return nil
+    end
+    local err = step_error(st, n, msg, errno, false)
+    if err then return err end
+  end
+end
+
+local function take(st, n)
+  local data = ffi_string(st.buf + st.first, n)
+  st.first = st.first + n
+  return data
+end
+
+local function strip_cr(line)
+  if line:find("\r", 1, true) then return (line:gsub("\r", "")) end
+  return line
+end
+
+local function receive_line(st)
+  local parts, err
+  while true do
+    local avail = st.last - st.first
+    if avail > 0 then
+      local start = st.buf + st.first
+      local nl = libc.memchr(start, 10, avail)
+      if nl ~= nil then
+        local len = ffi_cast(u8ptr, nl) - start
+        local line = take(st, len)
+        st.first = st.first + 1            -- the '\n'
+        if parts then
+          parts[#parts + 1] = line
+          line = table.concat(parts)
+        end
+        return strip_cr(line)
+      end
+      parts = parts or {}
+      parts[#parts + 1] = take(st, avail)
+    end
+    err = fill(st)
+    if err then
+      return nil, err, parts and strip_cr(table.concat(parts)) or ""
+    end
+  end
+end
+
+local function receive_all(st)
+  local parts, total = {}, 0
+  while true do
+    local avail = st.last - st.first
+    if avail > 0 then
+      parts[#parts + 1] = take(st, avail)
+      total = total + avail
+    end
+    local err = fill(st)
+    if err then
+      local data = table.concat(parts)
+      if err == "closed" and total > 0 then return data end
+      return nil, err, data
+    end
+  end
+end
+
+local function receive_count(st, wanted)
+  local parts, got = nil, 0
+  while true do
+    local avail = st.last - st.first
+    if avail > 0 then
+      local n = math.min(avail, wanted - got)
+      local chunk = take(st, n)
+      got = got + n
+      if got == wanted and not parts then return chunk end
+      parts = parts or {}
+      parts[#parts + 1] = chunk
+      if got == wanted then return table.concat(parts) end
+    end
+    local err = fill(st)
+    if err then return nil, err, parts and table.concat(parts) or "" end
+  end
+end
+
+function methods.receive(conn, pattern, prefix)
+  local st = check(conn, "receive")
+  prefix = args.optstring(prefix, 3, "receive", "")
+  markstart(st)
+  local data, err, partial
+  local count = (type(pattern) == "number" or type(pattern) == "string") and tonumber(pattern)
+  if count then
+    if count < 0 then args.error(2, "receive", "invalid receive pattern") end
+    count = math.floor(count)
+    if #prefix >= count and #prefix > 0 then return prefix, nil, nil end
+    if count - #prefix == 0 then return prefix, nil, nil end
+    data, err, partial = receive_count(st, count - #prefix)
+  else
+    pattern = args.optstring(pattern, 2, "receive", "*l")
+    local p = pattern:sub(1, 2)
+    if p == "*l" then
+      data, err, partial = receive_line(st)
+    elseif p == "*a" then
+      data, err, partial = receive_all(st)
+    else
+      args.error(2, "receive", "invalid receive pattern")
+    end
+  end
+  if data then
+    if #prefix > 0 then data = prefix .. data end
+    return data, nil, nil
+  end
+  return nil, err, prefix .. partial
+end
+
+-- Sending ------------------------------------------------------------------------------------
+
+function methods.send(conn, data, i, j)
+  local st = check(conn, "send")
+  data = args.string(data, 2, "send")
+  local size = #data
+  local first = math.floor(args.optnumber(i, 3, "send", 1))
+  local last = math.floor(args.optnumber(j, 4, "send", -1))
+  if first < 0 then first = size + first + 1 end
+  if last < 0 then last = size + last + 1 end
+  if first < 1 then first = 1 end
+  if last > size then last = size end
+  markstart(st)
+  local sent, err = 0, nil
+  if first <= last then
+    if st.state ~= CONNECTED then
+      err = "closed"
+    else
+      local base = ffi_cast(cptr, data) + (first - 1)
+      local count = last - first + 1
+      local s = st.s
+      while sent < count do
+        local step = count - sent
+        if step > STEPSIZE then step = STEPSIZE end
+        local n, msg, errno = s:write(base + sent, step)
+        if n > 0 then
+          sent = sent + n
+        else
+          err = step_error(st, n, msg, errno, false)
+          if err then break end
+        end
+      end
+      st.sent = st.sent + sent
+    end
+  end
+  if err then return nil, err, sent + first - 1 end
+  return sent + first - 1, nil, nil
+end
+
+-- Closing --------------------------------------------------------------------------------------
+
+-- Returns nothing, as LuaSec.  A connected session gets one non-blocking
+-- attempt at close_notify (LuaSec switches the socket to blocking for it and
+-- can hang there).
+function methods.close(conn)
+  local st = check(conn, "close")
+  if st.state == CLOSED_STATE then return end
+  if st.state == CONNECTED then st.s:shutdown() end
+  st.state = CLOSED_STATE
+  st.s:free()
+  fdlib.close(st.fd)
+  st.fd, st.fdbox[0] = -1, -1
+  st.first, st.last = 0, 0
+end
+
+-- Sends close_notify without closing the socket, without blocking: true when
+-- sent (or already done), false and "wantwrite"/"wantread" to call again.
+function methods.shutdown(conn)
+  local st = check(conn, "shutdown")
+  if st.state ~= CONNECTED then return false, "closed" end
+  local status, msg = st.s:shutdown()
+  if status == 0 or status == 1 then return true end
+  if status == WANT_READ then return false, "wantread" end
+  if status == WANT_WRITE then return false, "wantwrite" end
+  return false, msg
+end
+
+-- Plain accessors ------------------------------------------------------------------------------
+
+function methods.getfd(conn)
+  return check(conn, "getfd").fd
+end
+
+function methods.dirty(conn)
+  local st = check(conn, "dirty")
+  if st.state == CLOSED_STATE then return false end
+  return st.last > st.first or st.s:pending() > 0
+end
+
+local WANT_NAMES = {
+  [K.SSL_NOTHING] = "nothing", [K.SSL_READING] = "read",
+  [K.SSL_WRITING] = "write", [K.SSL_X509_LOOKUP] = "x509lookup",
+}
+
+function methods.want(conn)
+  local st = check(conn, "want")
+  if st.state == CLOSED_STATE then return "nothing" end
+  return WANT_NAMES[st.s:want()] or "nothing"
+end
+
+function methods.getstats(conn)
+  local st = check(conn, "getstats")
+  return st.received, st.sent, fdlib.now() - st.birthday
+end
+
+function methods.setstats(conn, received, sent, age)
+  local st = check(conn, "setstats")
+  st.received = args.optnumber(received, 2, "setstats", st.received)
+  st.sent = args.optnumber(sent, 3, "setstats", st.sent)
+  if age ~= nil then st.birthday = fdlib.now() - args.number(age, 4, "setstats") end
+  return 1
+end
+
+local function connected(st)
+  return st.state == CONNECTED and st.s.ptr ~= nil
+end
+
+-- core.info / core.compression, used by ssl.info -----------------------------------------------
+
+local desc = ffi.new("char[256]")
+local algbits = ffi.new("int[1]")
+
+function core.compression(conn)
+  local st = check(conn, "compression")
+  if not connected(st) then return nil, "closed" end
+  local comp = C.SSL_get_current_compression(st.s.ptr)
+  if comp == nil then return nil end
+  local name = C.SSL_COMP_get_name(comp)
+  return name ~= nil and ffi_string(name) or nil
+end
+
+function core.info(conn)
+  local st = check(conn, "info")
+  if not connected(st) then return end
+  local cipher = C.SSL_get_current_cipher(st.s.ptr)
+  if cipher == nil then return end
+  C.SSL_CIPHER_description(cipher, desc, 256)
+  local bits = C.SSL_CIPHER_get_bits(cipher, algbits)
+  return ffi_string(desc), bits, algbits[0], ffi_string(C.SSL_get_version(st.s.ptr))
+end
+
+-- Handshake results --------------------------------------------------------------------------------
+
+local function finished(conn, fname, getter)
+  local st = check(conn, fname)
+  if not connected(st) then return nil, "closed" end
+  local len = tonumber(getter(st.s.ptr, nil, 0))
+  if len == 0 then return nil end
+  local buf = bufarray(len)
+  getter(st.s.ptr, buf, len)
+  return ffi_string(buf, len)
+end
+
+function methods.getfinished(conn)
+  return finished(conn, "getfinished", C.SSL_get_finished)
+end
+
+function methods.getpeerfinished(conn)
+  return finished(conn, "getpeerfinished", C.SSL_get_peer_finished)
+end
+
+function methods.exportkeyingmaterial(conn, label, olen, context)
+  local st = check(conn, "exportkeyingmaterial")
+  label = args.string(label, 2, "exportkeyingmaterial")
+  olen = math.floor(args.number(olen, 3, "exportkeyingmaterial"))
+  context = args.optstring(context, 4, "exportkeyingmaterial")
+  if not connected(st) then return nil, "closed" end
+  if olen < 0 then args.error(3, "exportkeyingmaterial", "invalid length") end
+  local out = bufarray(math.max(olen, 1))
+  lib.clear_errors()
+  local ok = C.SSL_export_keying_material(st.s.ptr, out, olen, label, #label,
+    context, context and #context or 0, context and 1 or 0)
+  lib.clear_errors()
+  if ok ~= 1 then return nil, "error exporting keying material" end
+  return ffi_string(out, olen)
+end
+
+local alpn_data = ffi.new("const unsigned char *[1]")
+local alpn_len = ffi.new("unsigned int[1]")
+
+function methods.getalpn(conn)
+  local st = check(conn, "getalpn")
+  if st.s.ptr == nil then return nil end
+  C.SSL_get0_alpn_selected(st.s.ptr, alpn_data, alpn_len)
+  if alpn_data[0] == nil or alpn_len[0] == 0 then return nil end
+  return ffi_string(alpn_data[0], alpn_len[0])
+end
+
+-- SNI: a client names the host; a server maps names to contexts.
+function methods.sni(conn, arg, strict)
+  local st = check(conn, "sni")
+  if st.s.ptr == nil then return end
+  if not st.s.server then
+    local name = args.string(arg, 2, "sni")
+    lib.SSL_set_tlsext_host_name(st.s.ptr, name)
+    lib.clear_errors()
+    return
+  end
+  if type(arg) ~= "table" then args.error(2, "sni", "table expected, got " .. type(arg)) end
+  local map, ctxs = {}, { contexts.state[st.ctx].engine.ptr }
+  for name, ctx in pairs(arg) do
+    local cst = contexts.state[ctx]
+    if type(name) ~= "string" or not cst then args.error(2, "sni", "invalid SNI map") end
+    map[name] = cst.engine.ptr
+    ctxs[#ctxs + 1] = cst.engine.ptr
+    st.anchors[#st.anchors + 1] = ctx
+  end
+  cb.set_sni(st.s.ptr, ctxs, map, strict)
+end
+
+function methods.getsniname(conn)
+  local st = check(conn, "getsniname")
+  if st.s.ptr == nil then return nil end
+  local name = C.SSL_get_servername(st.s.ptr, K.TLSEXT_NAMETYPE_host_name)
+  return name ~= nil and ffi_string(name) or nil
+end
+
+function methods.getpeerverification(conn)
+  local st = check(conn, "getpeerverification")
+  if not connected(st) then return false, "closed" end
+  local result = tonumber(C.SSL_get_verify_result(st.s.ptr))
+  if result == K.X509_V_OK then return true end
+  local errors = cb.verify_errors(st.s.ptr)
+  if #errors == 0 then return false, ffi_string(crypto.X509_verify_cert_error_string(result)) end
+  local by_depth = {}
+  for _, e in ipairs(errors) do
+    local list = by_depth[e[1] + 1] or {}
+    by_depth[e[1] + 1] = list
+    list[#list + 1] = ffi_string(crypto.X509_verify_cert_error_string(e[2]))
+  end
+  return false, by_depth
+end
+
+-- Certificates ---------------------------------------------------------------------------------------
+
+local x509   -- ssl.x509, loaded on first use
+local function cert_object(p, owned)
+  x509 = x509 or require "ssl.x509"
+  return x509.wrap(p, owned)
+end
+
+function methods.getpeercertificate(conn, n)
+  local st = check(conn, "getpeercertificate")
+  n = math.floor(args.optnumber(n, 2, "getpeercertificate", 1))
+  if not connected(st) then return nil, "closed" end
+  if n < 1 then return nil, "invalid certificate index" end
+  local ssl = st.s.ptr
+  if n == 1 then
+    local cert = C.SSL_get1_peer_certificate(ssl)
+    if cert == nil then return nil end
+    return cert_object(cert, true)
+  end
+  -- the server's chain stack lacks the client's leaf
+  local chain = C.SSL_get_peer_cert_chain(ssl)
+  local idx = st.s.server and n - 2 or n - 1
+  if chain == nil or idx >= lib.sk_X509_num(chain) then return nil end
+  return cert_object(lib.sk_X509_value(chain, idx), false)
+end
+
+function methods.getpeerchain(conn)
+  local st = check(conn, "getpeerchain")
+  if not connected(st) then return nil, "closed" end
+  local list, ssl = {}, st.s.ptr
+  if st.s.server then
+    local leaf = C.SSL_get1_peer_certificate(ssl)
+    if leaf == nil then return list end
+    list[1] = cert_object(leaf, true)
+  end
+  local chain = C.SSL_get_peer_cert_chain(ssl)
+  for i = 0, lib.sk_X509_num(chain) - 1 do
+    list[#list + 1] = cert_object(lib.sk_X509_value(chain, i), false)
+  end
+  return list
+end
+
+local chain_out = ffi.new("struct stack_st_X509 *[1]")
+
+local function local_chain(ssl)
+  chain_out[0] = nil
+  lib.SSL_get0_chain_certs(ssl, chain_out)
+  return chain_out[0]
+end
+
+function methods.getlocalcertificate(conn, n)
+  local st = check(conn, "getlocalcertificate")
+  n = math.floor(args.optnumber(n, 2, "getlocalcertificate", 1))
+  if not connected(st) then return nil, "closed" end
+  if n < 1 then return nil, "invalid certificate index" end
+  local ssl = st.s.ptr
+  if n == 1 then
+    local cert = C.SSL_get_certificate(ssl)
+    if cert == nil then return nil end
+    return cert_object(cert, false)
+  end
+  local chain = local_chain(ssl)
+  if chain == nil or n - 2 >= lib.sk_X509_num(chain) then return nil end
+  return cert_object(lib.sk_X509_value(chain, n - 2), false)
+end
+
+function methods.getlocalchain(conn)
+  local st = check(conn, "getlocalchain")
+  if not connected(st) then return nil, "closed" end
+  local list, ssl = {}, st.s.ptr
+  local cert = C.SSL_get_certificate(ssl)
+  if cert == nil then return list end
+  list[1] = cert_object(cert, false)
+  local chain = local_chain(ssl)
+  for i = 0, lib.sk_X509_num(chain) - 1 do
+    list[#list + 1] = cert_object(lib.sk_X509_value(chain, i), false)
+  end
+  return list
+end
+
+-- DANE -------------------------------------------------------------------------------------------
+
+function methods.setdane(conn, basedomain)
+  local st = check(conn, "setdane")
+  basedomain = args.string(basedomain, 2, "setdane")
+  if st.s.ptr == nil then return false end
+  lib.clear_errors()
+  local ok = C.SSL_dane_enable(st.s.ptr, basedomain) > 0
+  lib.clear_errors()
+  return ok
+end
+
+function methods.settlsa(conn, usage, selector, mtype, data)
+  local st = check(conn, "settlsa")
+  usage = args.number(usage, 2, "settlsa")
+  selector = args.number(selector, 3, "settlsa")
+  mtype = args.number(mtype, 4, "settlsa")
+  data = args.string(data, 5, "settlsa")
+  if st.s.ptr == nil then return false end
+  lib.clear_errors()
+  local ok = C.SSL_dane_tlsa_add(st.s.ptr, usage, selector, mtype, data, #data) > 0
+  lib.clear_errors()
+  return ok
+end
+
+-- ssl.core extras -------------------------------------------------------------------------------
+
+function core.setmethod(name, fn)
+  methods[args.string(name, 1, "setmethod")] = fn
+end
+
+function core.copyright()
+  return "ljssl - TLS for LuaJIT through the FFI, implementing the LuaSec 1.3.2 API"
+end
+
+-- For ssl.rawconnection: the SSL* (valid until close or collection).
+function core.rawconnection(conn)
+  return check(conn, "rawconnection").s.ptr
+end
+
+-- For ssl.wrap: keeps ctx alive as long as conn (state already does).
+function core.context_of(conn)
+  return check(conn, "context_of").ctx
+end
+
+return core

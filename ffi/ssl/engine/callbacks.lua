@@ -1,0 +1,315 @@
+-- ssl.engine.callbacks — the OpenSSL callbacks ljssl installs, behind one
+-- interface whether the C shim is loaded or not.
+--
+-- With the shim, verification, ALPN-from-a-list and SNI are C functions that
+-- keep their state in OpenSSL ex_data: OpenSSL never re-enters Lua during a
+-- handshake or a read.  Without it, the same behaviour comes from LuaJIT
+-- callbacks, each created once per process and dispatching on the SSL/SSL_CTX
+-- pointer.  Callbacks whose behaviour is a user's Lua function (PSK, ALPN
+-- chosen by a function) are LuaJIT callbacks either way.
+--
+-- A LuaJIT callback fired from inside a JIT-compiled FFI call panics the VM
+-- ("bad callback").  So every function that calls SSL_do_handshake, SSL_read,
+-- SSL_write or SSL_shutdown registers itself with `guard`, and the first time a
+-- LuaJIT callback is installed on a context, all of them are switched to the
+-- interpreter with jit.off (which also flushes their compiled traces; a trace
+-- that reaches a JIT-disabled function stops there, so no caller's trace can
+-- contain the FFI call either).  Callbacks never raise: their bodies run under
+-- pcall and fail closed.
+
+local ffi = require "ffi"
+local bit = require "bit"
+local lib = require "ssl.lib"
+
+local C, crypto, K, shim = lib.ssl, lib.crypto, lib.K, lib.shim
+local ffi_cast, ffi_string = ffi.cast, ffi.string
+
+local cb = {}
+cb.native = shim ~= nil
+cb.VERIFY_CONTINUE = require("cdefs.shim").const.LJSSL_VERIFY_CONTINUE
+cb.VERIFY_IGNORE_PURPOSE = require("cdefs.shim").const.LJSSL_VERIFY_IGNORE_PURPOSE
+local MAX_VERIFY_ERRORS = require("cdefs.shim").const.LJSSL_MAX_VERIFY_ERRORS
+
+local uintptr = ffi.typeof("uintptr_t")
+local function key(p) return tonumber(ffi_cast(uintptr, p)) end
+cb.key = key
+
+-- JIT protection -------------------------------------------------------------------
+
+local guarded, lua_callbacks_live = {}, false
+
+-- Registers an I/O function; it is compiled until a LuaJIT callback exists.
+function cb.guard(fn)
+  guarded[#guarded + 1] = fn
+  if lua_callbacks_live then jit.off(fn) end
+  return fn
+end
+
+local function lua_callback_installed()
+  if lua_callbacks_live then return end
+  lua_callbacks_live = true
+  for _, fn in ipairs(guarded) do jit.off(fn) end
+end
+
+function cb.lua_callbacks_live() return lua_callbacks_live end
+
+-- Per-object state for the Lua implementations, keyed by pointer value.  The
+-- owners (engine context and session) call forget_* when they free the pointer,
+-- so an address reused by OpenSSL never finds stale state.
+local ctx_state, ssl_state = {}, {}
+
+local function state_of(tbl, p, create)
+  local k = key(p)
+  local s = tbl[k]
+  if not s and create then
+    s = {}
+    tbl[k] = s
+  end
+  return s
+end
+
+function cb.forget_ctx(ctx) ctx_state[key(ctx)] = nil end
+function cb.forget_ssl(ssl) ssl_state[key(ssl)] = nil end
+
+-- Runs `fn(...)` for a callback; any Lua error gives `failure` instead.
+local function protected(failure, fn, ...)
+  local ok, result = pcall(fn, ...)
+  if ok and result ~= nil then return result end
+  return failure
+end
+
+-- One LuaJIT callback of C type `ctype`, created on first use.
+local function lazy_callback(ctype, body)
+  local made
+  return function()
+    if not made then
+      made = ffi_cast(ctype, body)
+    end
+    lua_callback_installed()
+    return made
+  end
+end
+
+-- Verification -------------------------------------------------------------------
+
+local store_idx
+local function store_ssl(store)
+  store_idx = store_idx or C.SSL_get_ex_data_X509_STORE_CTX_idx()
+  return ffi_cast("SSL *", crypto.X509_STORE_CTX_get_ex_data(store, store_idx))
+end
+
+local function lua_verify(ok, store)
+  if ok == 1 then return 1 end
+  local ssl = store_ssl(store)
+  if ssl == nil then return ok end
+  local err = crypto.X509_STORE_CTX_get_error(store)
+  local s = state_of(ssl_state, ssl, true)
+  s.errors = s.errors or {}
+  if err ~= K.X509_V_OK and #s.errors < MAX_VERIFY_ERRORS then
+    s.errors[#s.errors + 1] = { crypto.X509_STORE_CTX_get_error_depth(store), err }
+  end
+  local cs = state_of(ctx_state, C.SSL_get_SSL_CTX(ssl))
+  local flags = cs and cs.verify_flags or 0
+  return bit.band(flags, cb.VERIFY_CONTINUE) ~= 0 and 1 or ok
+end
+
+local function lua_cert_verify(store)
+  local ssl = store_ssl(store)
+  if ssl ~= nil then
+    local cs = state_of(ctx_state, C.SSL_get_SSL_CTX(ssl))
+    if cs and bit.band(cs.verify_flags or 0, cb.VERIFY_IGNORE_PURPOSE) ~= 0 then
+      local param = crypto.X509_STORE_CTX_get0_param(store)
+      if param ~= nil then
+        crypto.X509_VERIFY_PARAM_set_purpose(param, K.X509_PURPOSE_SSL_SERVER)
+        crypto.X509_VERIFY_PARAM_set_trust(param, K.X509_TRUST_SSL_SERVER)
+      end
+    end
+  end
+  return crypto.X509_verify_cert(store)
+end
+
+local verify_callback = lazy_callback("SSL_verify_cb", function(ok, store)
+  return protected(0, lua_verify, ok, store)
+end)
+local cert_verify_callback = lazy_callback("int (*)(X509_STORE_CTX *, void *)", function(store)
+  return protected(0, lua_cert_verify, store)
+end)
+
+-- Installs LuaSec's verifyext behaviour (flags: VERIFY_CONTINUE and/or
+-- VERIFY_IGNORE_PURPOSE; 0 removes it) on top of the context's verify mode.
+function cb.set_verify_flags(ctx, flags)
+  local mode = C.SSL_CTX_get_verify_mode(ctx)
+  if flags == 0 then
+    C.SSL_CTX_set_verify(ctx, mode, nil)
+    C.SSL_CTX_set_cert_verify_callback(ctx, nil, nil)
+  elseif shim then
+    shim.ljssl_ctx_set_verify_flags(ctx, flags)
+    C.SSL_CTX_set_verify(ctx, mode, shim.ljssl_verify_cb)
+    C.SSL_CTX_set_cert_verify_callback(ctx, shim.ljssl_cert_verify_cb, nil)
+  else
+    state_of(ctx_state, ctx, true).verify_flags = flags
+    C.SSL_CTX_set_verify(ctx, mode, verify_callback())
+    C.SSL_CTX_set_cert_verify_callback(ctx, cert_verify_callback(), nil)
+  end
+  return true
+end
+
+local depths = ffi.new("int[?]", MAX_VERIFY_ERRORS)
+local errors = ffi.new("int[?]", MAX_VERIFY_ERRORS)
+-- The verification errors recorded for a connection: { {depth, code}, ... }.
+function cb.verify_errors(ssl)
+  local list = {}
+  if shim then
+    local n = math.min(shim.ljssl_verify_errors(ssl, depths, errors, MAX_VERIFY_ERRORS),
+                       MAX_VERIFY_ERRORS)
+    for i = 0, n - 1 do list[#list + 1] = { depths[i], errors[i] } end
+  else
+    local s = state_of(ssl_state, ssl)
+    for i, e in ipairs(s and s.errors or {}) do list[i] = { e[1], e[2] } end
+  end
+  return list
+end
+
+-- ALPN on a server ----------------------------------------------------------------
+
+local select_out = ffi.new("unsigned char *[1]")
+
+local function choose(out, outlen, server, server_len, client, client_len)
+  if C.SSL_select_next_proto(select_out, outlen, server, server_len, client, client_len)
+     ~= K.OPENSSL_NPN_NEGOTIATED then
+    return K.SSL_TLSEXT_ERR_NOACK
+  end
+  out[0] = select_out[0]
+  return K.SSL_TLSEXT_ERR_OK
+end
+
+local function lua_alpn_select(ssl, out, outlen, client, client_len)
+  local cs = state_of(ctx_state, C.SSL_get_SSL_CTX(ssl))
+  if not cs then return K.SSL_TLSEXT_ERR_NOACK end
+  local wire = cs.alpn
+  if cs.alpn_fn then
+    wire = cs.alpn_fn(ffi_string(client, client_len))
+    if type(wire) ~= "string" or #wire == 0 then return K.SSL_TLSEXT_ERR_NOACK end
+    -- *out must stay valid after we return: keep the string with the context
+    cs.alpn_last = wire
+  end
+  if not wire then return K.SSL_TLSEXT_ERR_NOACK end
+  return choose(out, outlen, wire, #wire, client, client_len)
+end
+
+local alpn_callback = lazy_callback("SSL_CTX_alpn_select_cb_func",
+  function(ssl, out, outlen, client, client_len)
+    return protected(K.SSL_TLSEXT_ERR_NOACK, lua_alpn_select, ssl, out, outlen, client, client_len)
+  end)
+
+-- Server ALPN from a fixed list, in wire format; chosen in the server's order.
+function cb.set_alpn_list(ctx, wire)
+  if shim then
+    if shim.ljssl_ctx_set_alpn(ctx, wire, #wire) ~= 1 then return nil, "out of memory" end
+    C.SSL_CTX_set_alpn_select_cb(ctx, shim.ljssl_alpn_select_cb, nil)
+  else
+    state_of(ctx_state, ctx, true).alpn = wire
+    C.SSL_CTX_set_alpn_select_cb(ctx, alpn_callback(), nil)
+  end
+  return true
+end
+
+-- Server ALPN chosen by fn(client_wire) -> server wire list (or nil: no ALPN).
+-- A Lua function, so a LuaJIT callback even with the shim.
+function cb.set_alpn_function(ctx, fn)
+  local cs = state_of(ctx_state, ctx, true)
+  cs.alpn_fn = fn
+  C.SSL_CTX_set_alpn_select_cb(ctx, alpn_callback(), nil)
+  return true
+end
+
+-- SNI on a server connection ---------------------------------------------------------
+
+local function lua_sni(ssl, alert)
+  local name = C.SSL_get_servername(ssl, K.TLSEXT_NAMETYPE_host_name)
+  local s = state_of(ssl_state, ssl)
+  if name == nil or not s or not s.sni then return K.SSL_TLSEXT_ERR_NOACK end
+  local target = s.sni[ffi_string(name)]
+  if target then
+    C.SSL_set_SSL_CTX(ssl, target)
+    return K.SSL_TLSEXT_ERR_OK
+  end
+  if s.sni_strict then
+    alert[0] = K.SSL_AD_UNRECOGNIZED_NAME
+    return K.SSL_TLSEXT_ERR_ALERT_FATAL
+  end
+  return K.SSL_TLSEXT_ERR_OK
+end
+
+local sni_callback = lazy_callback("int (*)(SSL *, int *, void *)", function(ssl, alert)
+  return protected(K.SSL_TLSEXT_ERR_ALERT_FATAL, lua_sni, ssl, alert)
+end)
+
+-- Maps host names to contexts for one server connection.  `map` is
+-- { [name] = SSL_CTX* }; the caller keeps the contexts alive for the
+-- connection's life (the shim also up-references them).
+function cb.set_sni(ssl, ctxs, map, strict)
+  if shim then
+    for name, target in pairs(map) do
+      if shim.ljssl_ssl_add_sni(ssl, name, target) ~= 1 then return nil, "out of memory" end
+    end
+    shim.ljssl_ssl_set_sni_strict(ssl, strict and 1 or 0)
+    for _, ctx in ipairs(ctxs) do
+      lib.SSL_CTX_set_tlsext_servername_callback(ctx, shim.ljssl_sni_cb)
+    end
+  else
+    local s = state_of(ssl_state, ssl, true)
+    s.sni, s.sni_strict = map, strict and true or false
+    local fn = sni_callback()
+    for _, ctx in ipairs(ctxs) do lib.SSL_CTX_set_tlsext_servername_callback(ctx, fn) end
+  end
+  return true
+end
+
+-- PSK ---------------------------------------------------------------------------------
+-- client: fn(hint|nil, max_identity_len, max_psk_len) -> identity, psk
+-- server: fn(identity, max_psk_len) -> psk
+
+local function lua_psk_client(ssl, hint, identity, max_identity, psk, max_psk)
+  local cs = state_of(ctx_state, C.SSL_get_SSL_CTX(ssl))
+  if not cs or not cs.psk_client then return 0 end
+  local id, key = cs.psk_client(hint ~= nil and ffi_string(hint) or nil,
+                                tonumber(max_identity), tonumber(max_psk))
+  if type(id) ~= "string" or type(key) ~= "string" then return 0 end
+  if #id + 1 > max_identity or #key > max_psk then return 0 end
+  ffi.copy(identity, id)          -- copies the terminating NUL too
+  ffi.copy(psk, key, #key)
+  return #key
+end
+
+local function lua_psk_server(ssl, identity, psk, max_psk)
+  local cs = state_of(ctx_state, C.SSL_get_SSL_CTX(ssl))
+  if not cs or not cs.psk_server then return 0 end
+  local key = cs.psk_server(identity ~= nil and ffi_string(identity) or nil, tonumber(max_psk))
+  if type(key) ~= "string" or #key > max_psk then return 0 end
+  ffi.copy(psk, key, #key)
+  return #key
+end
+
+local psk_client_callback = lazy_callback("SSL_psk_client_cb_func",
+  function(ssl, hint, identity, max_identity, psk, max_psk)
+    return protected(0, lua_psk_client, ssl, hint, identity, max_identity, psk, max_psk)
+  end)
+local psk_server_callback = lazy_callback("SSL_psk_server_cb_func",
+  function(ssl, identity, psk, max_psk)
+    return protected(0, lua_psk_server, ssl, identity, psk, max_psk)
+  end)
+
+function cb.set_psk_client(ctx, fn)
+  state_of(ctx_state, ctx, true).psk_client = fn
+  C.SSL_CTX_set_psk_client_callback(ctx, psk_client_callback())
+  return true
+end
+
+function cb.set_psk_server(ctx, fn)
+  state_of(ctx_state, ctx, true).psk_server = fn
+  C.SSL_CTX_set_psk_server_callback(ctx, psk_server_callback())
+  return true
+end
+
+return cb

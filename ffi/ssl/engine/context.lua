@@ -1,0 +1,257 @@
+-- ssl.engine.context — an SSL_CTX and the operations that configure it, shared
+-- by every face.  Each operation returns true, or nil and OpenSSL's reason text
+-- (faces wrap that in their own message conventions).  The object keeps alive
+-- whatever OpenSSL borrows from Lua (ALPN lists, callback functions, contexts
+-- used for SNI); connections keep their context object alive in turn.
+
+local ffi = require "ffi"
+local bit = require "bit"
+local lib = require "ssl.lib"
+local cb = require "ssl.engine.callbacks"
+
+local C, crypto, K = lib.ssl, lib.crypto, lib.K
+
+local Context = {}
+Context.__index = Context
+
+local context = {}
+
+local function reason()
+  local _, text = lib.pop_error()
+  return text or "unknown error"
+end
+
+local function free_ctx(p)
+  cb.forget_ctx(p)
+  C.SSL_CTX_free(p)
+end
+
+-- A new context for "client", "server" or "any" use, TLS versions from `min`
+-- to `max` (OpenSSL version numbers; 0 means the library's bound).
+function context.new(role, min, max)
+  lib.clear_errors()
+  local method = role == "client" and C.TLS_client_method()
+              or role == "server" and C.TLS_server_method() or C.TLS_method()
+  local p = C.SSL_CTX_new(method)
+  if p == nil then return nil, reason() end
+  ffi.gc(p, free_ctx)
+  local self = setmetatable({ ptr = p, role = role, anchors = {} }, Context)
+  local ok, err = self:set_protocols(min or 0, max or 0)
+  if not ok then return nil, err end
+  return self
+end
+
+function Context:set_protocols(min, max)
+  if lib.SSL_CTX_set_min_proto_version(self.ptr, min) ~= 1
+     or lib.SSL_CTX_set_max_proto_version(self.ptr, max) ~= 1 then
+    return nil, reason()
+  end
+  return true
+end
+
+-- Closes the context; connections made from it keep their own reference.
+function Context:free()
+  local p = self.ptr
+  if p ~= nil then
+    self.ptr = nil
+    ffi.gc(p, nil)
+    free_ctx(p)
+  end
+end
+
+-- Keys and certificates ---------------------------------------------------------------
+
+-- Runs load(userdata), a function that makes OpenSSL read a key, with the
+-- password callback installed; userdata is the password, or NULL so that the
+-- callback refuses (OpenSSL never prompts on a TTY).  `password` is a string, a
+-- function returning one (called only if the key turns out to be encrypted),
+-- or nil.
+local function with_password(self, password, load)
+  local ctx = self.ptr
+  local pw = type(password) == "string" and password or nil
+  local userdata = pw and ffi.cast("void *", pw) or nil
+  C.SSL_CTX_set_default_passwd_cb(ctx, lib.password_cb())
+  C.SSL_CTX_set_default_passwd_cb_userdata(ctx, userdata)
+  lib.clear_errors()
+  local ok = load(userdata)
+  if not ok and type(password) == "function" then
+    lib.clear_errors()
+    local got = password()
+    if type(got) == "string" then
+      pw = got
+      userdata = ffi.cast("void *", pw)
+      C.SSL_CTX_set_default_passwd_cb_userdata(ctx, userdata)
+      ok = load(userdata)
+    end
+  end
+  C.SSL_CTX_set_default_passwd_cb(ctx, nil)
+  C.SSL_CTX_set_default_passwd_cb_userdata(ctx, nil)
+  if not ok then return nil, reason() end
+  lib.clear_errors()
+  return true
+end
+-- Loading a key may call the password callback; not a hot path.
+jit.off(with_password)
+
+function Context:use_key_file(path, password)
+  return with_password(self, password, function()
+    return C.SSL_CTX_use_PrivateKey_file(self.ptr, path, K.SSL_FILETYPE_PEM) == 1
+  end)
+end
+
+function Context:use_key_pem(pem, password)
+  return with_password(self, password, function(userdata)
+    local bio = crypto.BIO_new_mem_buf(pem, #pem)
+    if bio == nil then return false end
+    local key = crypto.PEM_read_bio_PrivateKey(bio, nil, lib.password_cb(), userdata)
+    crypto.BIO_free(bio)
+    if key == nil then return false end
+    local ok = C.SSL_CTX_use_PrivateKey(self.ptr, key) == 1
+    crypto.EVP_PKEY_free(key)
+    return ok
+  end)
+end
+
+function Context:use_certificate_chain_file(path)
+  lib.clear_errors()
+  if C.SSL_CTX_use_certificate_chain_file(self.ptr, path) ~= 1 then return nil, reason() end
+  return true
+end
+
+function Context:check_private_key()
+  lib.clear_errors()
+  local ok = C.SSL_CTX_check_private_key(self.ptr) == 1
+  lib.clear_errors()
+  return ok
+end
+
+-- Verification ----------------------------------------------------------------------------
+
+function Context:load_verify_locations(cafile, capath)
+  lib.clear_errors()
+  if C.SSL_CTX_load_verify_locations(self.ptr, cafile, capath) ~= 1 then return nil, reason() end
+  return true
+end
+
+function Context:set_default_verify_paths()
+  lib.clear_errors()
+  if C.SSL_CTX_set_default_verify_paths(self.ptr) ~= 1 then return nil, reason() end
+  return true
+end
+
+-- mode: OR of SSL_VERIFY_* (keeps any verify callback already installed).
+function Context:set_verify(mode)
+  local flags = self.verify_flags or 0
+  C.SSL_CTX_set_verify(self.ptr, mode, nil)
+  if flags ~= 0 then cb.set_verify_flags(self.ptr, flags) end
+  return true
+end
+
+function Context:set_verify_depth(depth)
+  C.SSL_CTX_set_verify_depth(self.ptr, depth)
+  return true
+end
+
+-- flags: cb.VERIFY_CONTINUE / cb.VERIFY_IGNORE_PURPOSE; store_flags: X509_V_FLAG_*.
+function Context:set_verify_ext(flags, store_flags)
+  self.verify_flags = flags
+  cb.set_verify_flags(self.ptr, flags)
+  if store_flags and store_flags ~= 0 then
+    crypto.X509_STORE_set_flags(C.SSL_CTX_get_cert_store(self.ptr), store_flags)
+  end
+  return true
+end
+
+-- Protocol details ----------------------------------------------------------------------------
+
+function Context:set_options(options)
+  C.SSL_CTX_set_options(self.ptr, options)
+  return true
+end
+
+function Context:set_cipher_list(list)
+  lib.clear_errors()
+  if C.SSL_CTX_set_cipher_list(self.ptr, list) ~= 1 then return nil, reason() end
+  return true
+end
+
+function Context:set_ciphersuites(list)
+  lib.clear_errors()
+  if C.SSL_CTX_set_ciphersuites(self.ptr, list) ~= 1 then return nil, reason() end
+  return true
+end
+
+function Context:set_groups(list)
+  lib.clear_errors()
+  if lib.SSL_CTX_set1_groups_list(self.ptr, list) ~= 1 then return nil, reason() end
+  return true
+end
+
+-- DH parameters from PEM ("-----BEGIN DH PARAMETERS-----"); OpenSSL owns them after.
+function Context:set_dh_params_pem(pem)
+  lib.clear_errors()
+  local bio = crypto.BIO_new_mem_buf(pem, #pem)
+  if bio == nil then return nil, reason() end
+  local pkey = crypto.PEM_read_bio_Parameters(bio, nil)
+  crypto.BIO_free(bio)
+  if pkey == nil then return nil, reason() end
+  if C.SSL_CTX_set0_tmp_dh_pkey(self.ptr, pkey) ~= 1 then
+    crypto.EVP_PKEY_free(pkey)
+    return nil, reason()
+  end
+  return true
+end
+
+function Context:set_session_cache_mode(mode)
+  lib.SSL_CTX_set_session_cache_mode(self.ptr, mode)
+  return true
+end
+
+function Context:set_mode(mode)
+  lib.SSL_CTX_set_mode(self.ptr, mode)
+  return true
+end
+
+-- ALPN: a client's offer, in wire format.
+function Context:set_alpn_protos(wire)
+  lib.clear_errors()
+  -- returns 0 on success, unlike most of OpenSSL
+  if C.SSL_CTX_set_alpn_protos(self.ptr, wire, #wire) ~= 0 then return nil, reason() end
+  self.anchors.alpn = wire
+  return true
+end
+
+-- ALPN on a server: a wire list, or fn(client_wire) -> wire list | nil.
+function Context:set_alpn_select(list_or_fn)
+  self.anchors.alpn_select = list_or_fn
+  if type(list_or_fn) == "function" then
+    return cb.set_alpn_function(self.ptr, list_or_fn)
+  end
+  return cb.set_alpn_list(self.ptr, list_or_fn)
+end
+
+function Context:set_psk_client(fn)
+  self.anchors.psk_client = fn
+  return cb.set_psk_client(self.ptr, fn)
+end
+
+function Context:set_psk_server(fn, hint)
+  self.anchors.psk_server = fn
+  if hint then
+    lib.clear_errors()
+    if C.SSL_CTX_use_psk_identity_hint(self.ptr, hint) ~= 1 then return nil, reason() end
+  end
+  return cb.set_psk_server(self.ptr, fn)
+end
+
+-- flags: OR of DANE_FLAG_* (e.g. no_ee_namechecks).
+function Context:dane_enable(flags)
+  lib.clear_errors()
+  if C.SSL_CTX_dane_enable(self.ptr) <= 0 then return nil, reason() end
+  if flags and flags ~= 0 then C.SSL_CTX_dane_set_flags(self.ptr, flags) end
+  return true
+end
+
+context.Context = Context
+context.reason = reason
+return context

@@ -1,0 +1,207 @@
+-- ssl.engine.session — one TLS connection (an SSL) and its state machine, over
+-- a transport that is either a socket fd or a pair of memory BIOs.  Every face
+-- drives its connections through this module.
+--
+-- handshake, read, write and shutdown never wait and never raise: they return a
+-- count (> 0) or a status below, plus, on failure, a message:
+--   DONE (0)      the handshake or shutdown finished
+--   WANT_READ     OpenSSL needs ciphertext from the peer (fd: wait readable;
+--                 memory: feed() more)
+--   WANT_WRITE    OpenSSL needs to send (fd: wait writable; memory: drain())
+--   CLOSED        the peer sent close_notify
+--   EOF           the transport ended without close_notify
+--   ERROR         a TLS failure: message is OpenSSL's reason, 4th value the
+--                 full "error:..." line
+--   SYSCALL       a socket error: message is strerror(errno), 3rd value errno
+--   OTHER         a state ljssl does not drive (x509 lookup, async, ...)
+-- After CLOSED, EOF, ERROR or SYSCALL the session is `broken` and no close_notify
+-- is owed.  The memory transport is first-class: the net face and OpenResty
+-- cosockets move the bytes themselves.
+
+local ffi = require "ffi"
+local bit = require "bit"
+local lib = require "ssl.lib"
+local cb = require "ssl.engine.callbacks"
+
+local C, crypto, K = lib.ssl, lib.crypto, lib.K
+local ffi_errno = ffi.errno
+
+local session = {
+  DONE = 0, ERROR = -1, WANT_READ = -2, WANT_WRITE = -3,
+  CLOSED = -4, EOF = -5, SYSCALL = -6, OTHER = -7,
+}
+local DONE, ERROR, WANT_READ, WANT_WRITE = 0, -1, -2, -3
+local CLOSED, EOF, SYSCALL, OTHER = -4, -5, -6, -7
+
+local Session = {}
+Session.__index = Session
+
+local OTHER_NAMES = {
+  [K.SSL_ERROR_WANT_X509_LOOKUP] = "Waiting for callback",
+  [K.SSL_ERROR_WANT_CONNECT] = "'connect' not completed",
+  [K.SSL_ERROR_WANT_ACCEPT] = "'accept' not completed",
+}
+
+-- Turns a failed SSL call's return value into a status and message, and drains
+-- the error queue.  `errno` was read right after the call.
+local function fail(self, rc, errno)
+  local err = C.SSL_get_error(self.ptr, rc)
+  if err == K.SSL_ERROR_WANT_READ then return WANT_READ end
+  if err == K.SSL_ERROR_WANT_WRITE then return WANT_WRITE end
+  if err == K.SSL_ERROR_ZERO_RETURN then
+    self.broken = true
+    return CLOSED, "closed"
+  end
+  if err == K.SSL_ERROR_SYSCALL or err == K.SSL_ERROR_SSL then
+    self.broken = true
+    local code, reason, line = lib.pop_error()
+    if code then
+      if lib.ERR_GET_LIB(code) == K.ERR_LIB_SSL
+         and lib.ERR_GET_REASON(code) == K.SSL_R_UNEXPECTED_EOF_WHILE_READING then
+        return EOF, reason, code, line
+      end
+      return ERROR, reason, code, line
+    end
+    -- SYSCALL with an empty queue: OpenSSL 1.1-style EOF, or a socket error
+    if err == K.SSL_ERROR_SSL then return ERROR, "unknown TLS error" end
+    if rc == 0 or errno == 0 then return EOF, "unexpected eof while reading" end
+    return SYSCALL, ffi.string(lib.libc.strerror(errno)), errno
+  end
+  lib.clear_errors()
+  return OTHER, OTHER_NAMES[err] or ("SSL error %d"):format(err)
+end
+
+local function free_ssl(p)
+  cb.forget_ssl(p)
+  C.SSL_free(p)
+end
+
+-- A new session on an engine context; `server` picks the accept side.
+function session.new(ctx, server)
+  lib.clear_errors()
+  local p = C.SSL_new(ctx.ptr)
+  if p == nil then return nil, (select(2, lib.pop_error())) or "SSL_new failed" end
+  ffi.gc(p, free_ssl)
+  lib.SSL_set_mode(p, bit.bor(K.SSL_MODE_ENABLE_PARTIAL_WRITE, K.SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+  if server then C.SSL_set_accept_state(p) else C.SSL_set_connect_state(p) end
+  -- the session keeps its context (and what the context anchors) alive
+  return setmetatable({ ptr = p, ctx = ctx, server = server and true or false,
+                        fd = -1, broken = false, done = false }, Session)
+end
+
+-- Transports ------------------------------------------------------------------------------
+
+function Session:set_fd(fd)
+  lib.clear_errors()
+  if C.SSL_set_fd(self.ptr, fd) ~= 1 then return nil, (select(2, lib.pop_error())) end
+  self.fd = fd
+  return true
+end
+
+-- Memory transport: OpenSSL reads ciphertext from `rbio` (filled by feed) and
+-- writes it to `wbio` (emptied by drain).  Both are owned by the SSL.
+function Session:use_memory()
+  local rbio = crypto.BIO_new(crypto.BIO_s_mem())
+  local wbio = crypto.BIO_new(crypto.BIO_s_mem())
+  if rbio == nil or wbio == nil then
+    if rbio ~= nil then crypto.BIO_free(rbio) end
+    if wbio ~= nil then crypto.BIO_free(wbio) end
+    return nil, "out of memory"
+  end
+  -- an empty rbio means "no data yet" (retry), not end of stream
+  lib.BIO_set_mem_eof_return(rbio, -1)
+  C.SSL_set_bio(self.ptr, rbio, wbio)
+  self.rbio, self.wbio = rbio, wbio
+  return true
+end
+
+-- Hands ciphertext from the peer to OpenSSL (memory transport).
+function Session:feed(data, len)
+  return crypto.BIO_write(self.rbio, data, len or #data)
+end
+
+-- The peer's byte stream has ended (memory transport).
+function Session:feed_eof()
+  lib.BIO_set_mem_eof_return(self.rbio, 0)
+end
+
+-- Ciphertext OpenSSL wants sent, into buf (memory transport): bytes copied.
+function Session:drain(buf, len)
+  local n = crypto.BIO_read(self.wbio, buf, len)
+  return n > 0 and n or 0
+end
+
+function Session:outgoing()
+  return lib.BIO_pending(self.wbio)
+end
+
+-- The state machine -------------------------------------------------------------------------
+
+function Session:handshake()
+  if self.done then return DONE end
+  if self.broken or self.ptr == nil then return CLOSED, "closed" end
+  crypto.ERR_clear_error()
+  local rc = C.SSL_do_handshake(self.ptr)
+  if rc == 1 then
+    self.done = true
+    return DONE
+  end
+  return fail(self, rc, ffi_errno())
+end
+
+function Session:read(buf, len)
+  if self.broken or self.ptr == nil then return CLOSED, "closed" end
+  crypto.ERR_clear_error()
+  local n = C.SSL_read(self.ptr, buf, len)
+  if n > 0 then return n end
+  return fail(self, n, ffi_errno())
+end
+
+function Session:write(ptr, len)
+  if self.broken or self.ptr == nil then return CLOSED, "closed" end
+  crypto.ERR_clear_error()
+  local n = C.SSL_write(self.ptr, ptr, len)
+  if n > 0 then return n end
+  return fail(self, n, ffi_errno())
+end
+
+-- Sends close_notify: DONE once the peer's close_notify has been received too,
+-- 1 when ours is sent and theirs not yet, or a status.
+function Session:shutdown()
+  if self.ptr == nil then return CLOSED, "closed" end
+  if self.broken or not self.done then return DONE end
+  crypto.ERR_clear_error()
+  local rc = C.SSL_shutdown(self.ptr)
+  if rc == 1 then return DONE end
+  if rc == 0 then return 1 end
+  return fail(self, rc, ffi_errno())
+end
+
+-- These call into OpenSSL in ways that can run callbacks (verify, ALPN, SNI,
+-- PSK, session tickets, post-handshake authentication).
+cb.guard(Session.handshake)
+cb.guard(Session.read)
+cb.guard(Session.write)
+cb.guard(Session.shutdown)
+
+function Session:pending()
+  return self.ptr ~= nil and C.SSL_pending(self.ptr) or 0
+end
+
+function Session:want()
+  return self.ptr ~= nil and C.SSL_want(self.ptr) or K.SSL_NOTHING
+end
+
+-- Frees the SSL (and the memory BIOs).  Idempotent.
+function Session:free()
+  local p = self.ptr
+  if p ~= nil then
+    self.ptr = nil
+    self.rbio, self.wbio = nil, nil
+    ffi.gc(p, nil)
+    free_ssl(p)
+  end
+end
+
+session.Session = Session
+return session

@@ -1,0 +1,210 @@
+-- ssl — the LuaSec face of ljssl: `require "ssl"` as in LuaSec 1.3.2
+-- (newcontext, wrap, loadcertificate, config), on the shared TLS engine.
+-- Deliberate differences from LuaSec are listed in docs/luasec.md.
+
+local core = require "ssl.core"
+local context = require "ssl.context"
+local x509 = require "ssl.x509"
+local config = require "ssl.config"
+local lib = require "ssl.lib"
+
+local unpack = table.unpack or unpack
+
+-- Apply func(ctx, param) or func(ctx, unpack(param)), as LuaSec's optexec.
+local function optexec(func, param, ctx)
+  if param then
+    if type(param) == "table" then return func(ctx, unpack(param)) end
+    return func(ctx, param)
+  end
+  return true
+end
+
+local function array2wireformat(array)
+  local parts = {}
+  for _, v in ipairs(array) do
+    if type(v) ~= "string" then return nil end
+    if #v == 0 then return nil, "invalid ALPN name (empty string)" end
+    if #v > 255 then return nil, "invalid ALPN name (length > 255)" end
+    parts[#parts + 1] = string.char(#v) .. v
+  end
+  if #parts == 0 then return nil, "invalid ALPN list (empty)" end
+  return table.concat(parts)
+end
+
+local function wireformat2array(str)
+  local i, array = 1, {}
+  while i < #str do
+    local len = str:byte(i)
+    array[#array + 1] = str:sub(i + 1, i + len)
+    i = i + len + 1
+  end
+  return array
+end
+
+local function set_alpn(ctx, cfg)
+  local alpn = cfg.alpn
+  if cfg.mode == "server" then
+    if type(alpn) == "function" then
+      return context.setalpncb(ctx, function(wire)
+        local protocols = alpn(wireformat2array(wire))
+        if type(protocols) == "string" then protocols = { protocols }
+        elseif type(protocols) ~= "table" then return nil end
+        return (array2wireformat(protocols))
+      end)
+    elseif type(alpn) == "table" then
+      local wire, msg = array2wireformat(alpn)
+      if not wire then return nil, msg end
+      return context.setalpnlist(ctx, wire)
+    end
+    return nil, "invalid ALPN parameter"
+  end
+  local wire, msg
+  if type(alpn) == "string" then wire, msg = array2wireformat({ alpn })
+  elseif type(alpn) == "table" then wire, msg = array2wireformat(alpn)
+  else return nil, "invalid ALPN parameter" end
+  if not wire then return nil, msg end
+  return context.setalpn(ctx, wire)
+end
+
+local function set_psk(ctx, cfg)
+  local psk = cfg.psk
+  if cfg.mode == "client" then
+    if type(psk) ~= "function" then return nil, "invalid PSK configuration" end
+    return context.setclientpskcb(ctx, psk)
+  end
+  local fn, hint = psk, nil
+  if type(psk) == "table" then fn, hint = psk.callback, psk.hint end
+  if type(fn) ~= "function" or (hint ~= nil and type(hint) ~= "string") then
+    return nil, "invalid PSK configuration"
+  end
+  if hint and not context.setpskhint(ctx, hint) then return nil, "invalid PSK configuration" end
+  return context.setserverpskcb(ctx, fn)
+end
+
+-- LuaSec's newcontext: each key applied in LuaSec 1.3.2's order.
+local function newcontext(cfg)
+  local ctx, msg = context.create(cfg.protocol)
+  if not ctx then return nil, msg end
+  local succ
+  succ, msg = context.setmode(ctx, cfg.mode)
+  if not succ then return nil, msg end
+
+  local certificates = cfg.certificates
+  if not certificates then
+    certificates = { { certificate = cfg.certificate, key = cfg.key, password = cfg.password } }
+  end
+  for _, certificate in ipairs(certificates) do
+    if certificate.key then
+      local pw = certificate.password
+      if pw and type(pw) ~= "function" and type(pw) ~= "string" then
+        return nil, "invalid password type"
+      end
+      succ, msg = context.loadkey(ctx, certificate.key, pw)
+      if not succ then return nil, msg end
+    end
+    if certificate.certificate then
+      succ, msg = context.loadcert(ctx, certificate.certificate)
+      if not succ then return nil, msg end
+      if certificate.key and not context.checkkey(ctx) then
+        return nil, "private key does not match public key"
+      end
+    end
+  end
+  if cfg.cafile or cfg.capath then
+    succ, msg = context.locations(ctx, cfg.cafile, cfg.capath)
+    if not succ then return nil, msg end
+  end
+  if cfg.ciphers then
+    succ, msg = context.setcipher(ctx, cfg.ciphers)
+    if not succ then return nil, msg end
+  end
+  if cfg.ciphersuites then
+    succ, msg = context.setciphersuites(ctx, cfg.ciphersuites)
+    if not succ then return nil, msg end
+  end
+  succ, msg = optexec(context.setverify, cfg.verify, ctx)
+  if not succ then return nil, msg end
+  succ, msg = optexec(context.setoptions, cfg.options, ctx)
+  if not succ then return nil, msg end
+  if cfg.depth then
+    succ, msg = context.setdepth(ctx, cfg.depth)
+    if not succ then return nil, msg end
+  end
+  if cfg.dhparam then
+    if type(cfg.dhparam) ~= "function" then return nil, "invalid DH parameter type" end
+    succ, msg = context.setdhparam(ctx, cfg.dhparam)
+    if not succ then return nil, msg end
+  end
+  if cfg.curveslist then
+    succ, msg = context.setcurveslist(ctx, cfg.curveslist)
+    if not succ then return nil, msg end
+  elseif cfg.curve then
+    succ, msg = context.setcurve(ctx, cfg.curve)
+    if not succ then return nil, msg end
+  end
+  if cfg.verifyext then
+    succ, msg = optexec(ctx.setverifyext, cfg.verifyext, ctx)
+    if not succ then return nil, msg end
+  end
+  if cfg.alpn then
+    succ, msg = set_alpn(ctx, cfg)
+    if not succ then return nil, msg end
+  end
+  if cfg.psk then
+    succ, msg = set_psk(ctx, cfg)
+    if not succ then return nil, msg end
+  end
+  if cfg.dane then
+    if type(cfg.dane) == "table" then context.setdane(ctx, unpack(cfg.dane))
+    else context.setdane(ctx) end
+  end
+  return ctx
+end
+
+-- Takes over a LuaSocket TCP object's fd (or any object with getfd/setfd).
+local function wrap(sock, cfg)
+  local ctx, msg
+  if type(cfg) == "table" then
+    ctx, msg = newcontext(cfg)
+    if not ctx then return nil, msg end
+  else
+    ctx = cfg
+  end
+  local conn
+  conn, msg = core.create(ctx)
+  if not conn then return nil, msg end
+  core.setfd(conn, sock:getfd())
+  sock:setfd(core.SOCKET_INVALID)
+  return conn
+end
+
+-- conn:info([field]), as LuaSec's ssl.lua builds it from ssl.core.
+local function info(conn, field)
+  local comp, err = core.compression(conn)
+  if err then return comp, err end
+  if field == "compression" then return comp end
+  local t = { compression = comp }
+  local str, bits, algbits, protocol = core.info(conn)
+  if str then
+    t.cipher, t.protocol, t.key, t.authentication, t.encryption, t.mac = str:match(
+      "^(%S+)%s+(%S+)%s+Kx=(%S+)%s+Au=(%S+)%s+Enc=(%S+)%s+Mac=(%S+)")
+    t.export = str:match("%sexport%s*$") ~= nil
+    t.bits, t.algbits = bits, algbits
+  end
+  if protocol then t.protocol = protocol end
+  if field then return t[field] end
+  return next(t) and t
+end
+core.setmethod("info", info)
+
+return {
+  -- the LuaSec API level first, so version checks that parse it keep working
+  _VERSION = "1.3.2 (ljssl 0.1 on " .. lib.version_text .. ")",
+  _COPYRIGHT = core.copyright(),
+  config = config,
+  loadcertificate = x509.load,
+  newcontext = newcontext,
+  wrap = wrap,
+  rawcontext = context.rawcontext,
+  rawconnection = core.rawconnection,
+}
