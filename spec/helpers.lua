@@ -77,4 +77,48 @@ function helpers.pki()
   return pki
 end
 
+-- A loopback port nobody listens on right now.
+function helpers.free_port()
+  local socket = require "socket"
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- Starts a shell command in the background, its output going to a file.
+-- Returns a handle with :stop() and :output().
+function helpers.spawn(cmd)
+  local log = os.tmpname()
+  local ok, out = sh(("(%s) >%s 2>&1 </dev/null & echo $!"):format(cmd, log))
+  assert(ok, out)
+  local pid = tonumber(out:match("(%d+)%s*$"))
+  local h = { pid = pid, log = log }
+  function h:output() return helpers.readfile(self.log) end
+  function h:stop()
+    if self.stopped then return end
+    self.stopped = true
+    -- the command runs under a subshell: stop its children too
+    sh(("pkill -TERM -P %d; kill -TERM %d; sleep 0.05; pkill -KILL -P %d; kill -KILL %d")
+       :format(pid, pid, pid, pid))
+    os.remove(self.log)
+  end
+  return h
+end
+
+-- Waits (bounded) until something accepts TCP connections on the port.
+function helpers.wait_port(port, seconds)
+  local socket = require "socket"
+  local deadline = socket.gettime() + (seconds or 10)
+  while socket.gettime() < deadline do
+    local c = socket.tcp()
+    c:settimeout(0.2)
+    local ok = c:connect("127.0.0.1", port)
+    c:close()
+    if ok then return true end
+    socket.sleep(0.05)
+  end
+  error("nothing listens on port " .. port)
+end
+
 return helpers
