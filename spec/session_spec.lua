@@ -100,7 +100,8 @@ describe("engine sessions over memory BIOs", function()
     local n, msg = s:read(buf, 100)
     assert.equal(session.CLOSED, n)
     assert.equal("closed", msg)
-    assert.is_true(s.broken)
+    assert.is_true(s.peer_closed)
+    assert.equal(session.DONE, s:shutdown())     -- both close_notify seen
   end)
 
   it("reports EOF without close_notify as EOF", function()

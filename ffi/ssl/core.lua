@@ -334,7 +334,15 @@ end
 function methods.close(conn)
   local st = check(conn, "close")
   if st.state == CLOSED_STATE then return end
-  if st.state == CONNECTED then st.s:shutdown() end
+  if st.state == CONNECTED then
+    -- Read what has arrived unread (TLS 1.3 session tickets, say): closing a
+    -- socket with unread input makes the kernel send RST instead of FIN, and
+    -- an RST can destroy data the peer has not read yet.
+    for _ = 1, 16 do
+      if st.s:read(st.buf, BUFSIZE) <= 0 then break end
+    end
+    st.s:shutdown()
+  end
   st.state = CLOSED_STATE
   st.s:free()
   fdlib.close(st.fd)

@@ -12,9 +12,9 @@
 -- ("bad callback").  So every function that calls SSL_do_handshake, SSL_read,
 -- SSL_write or SSL_shutdown registers itself with `guard`, and the first time a
 -- LuaJIT callback is installed on a context, all of them are switched to the
--- interpreter with jit.off (which also flushes their compiled traces; a trace
--- that reaches a JIT-disabled function stops there, so no caller's trace can
--- contain the FFI call either).  Callbacks never raise: their bodies run under
+-- interpreter with jit.off and every compiled trace is flushed; from then on a
+-- trace that reaches a JIT-disabled function stops there, so no trace can
+-- contain those FFI calls.  Callbacks never raise: their bodies run under
 -- pcall and fail closed.
 
 local ffi = require "ffi"
@@ -49,6 +49,9 @@ local function lua_callback_installed()
   if lua_callbacks_live then return end
   lua_callbacks_live = true
   for _, fn in ipairs(guarded) do jit.off(fn) end
+  -- jit.off flushes only traces that start in those functions; traces rooted
+  -- elsewhere may have inlined them, FFI call included.  Flush them all.
+  jit.flush()
 end
 
 function cb.lua_callbacks_live() return lua_callbacks_live end

@@ -14,8 +14,9 @@
 --                 full "error:..." line
 --   SYSCALL       a socket error: message is strerror(errno), 3rd value errno
 --   OTHER         a state ljssl does not drive (x509 lookup, async, ...)
--- After CLOSED, EOF, ERROR or SYSCALL the session is `broken` and no close_notify
--- is owed.  The memory transport is first-class: the net face and OpenResty
+-- After EOF, ERROR or SYSCALL the session is `broken`: no close_notify is owed
+-- and every call answers CLOSED.  After CLOSED (`peer_closed`) shutdown() may
+-- still answer with our close_notify.  The memory transport is first-class: the net face and OpenResty
 -- cosockets move the bytes themselves.
 
 local ffi = require "ffi"
@@ -49,7 +50,7 @@ local function fail(self, rc, errno)
   if err == K.SSL_ERROR_WANT_READ then return WANT_READ end
   if err == K.SSL_ERROR_WANT_WRITE then return WANT_WRITE end
   if err == K.SSL_ERROR_ZERO_RETURN then
-    self.broken = true
+    self.peer_closed = true      -- our close_notify may still be sent
     return CLOSED, "closed"
   end
   if err == K.SSL_ERROR_SYSCALL or err == K.SSL_ERROR_SSL then
@@ -150,7 +151,7 @@ function Session:handshake()
 end
 
 function Session:read(buf, len)
-  if self.broken or self.ptr == nil then return CLOSED, "closed" end
+  if self.broken or self.peer_closed or self.ptr == nil then return CLOSED, "closed" end
   crypto.ERR_clear_error()
   local n = C.SSL_read(self.ptr, buf, len)
   if n > 0 then return n end
@@ -158,7 +159,7 @@ function Session:read(buf, len)
 end
 
 function Session:write(ptr, len)
-  if self.broken or self.ptr == nil then return CLOSED, "closed" end
+  if self.broken or self.peer_closed or self.ptr == nil then return CLOSED, "closed" end
   crypto.ERR_clear_error()
   local n = C.SSL_write(self.ptr, ptr, len)
   if n > 0 then return n end
