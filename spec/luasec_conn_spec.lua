@@ -482,6 +482,73 @@ describe("LuaSec connections", function()
     return fd
   end)
 
+  describe("a peer that vanishes without close_notify", function()
+    local fdlib = require "ssl.engine.fd"
+
+    it("ends a read with closed, at once and every time after", function()
+      local cc, sc = connected_pair()
+      cc:send("last words\n")
+      fdlib.close(cc:getfd())                -- TCP FIN, no TLS close_notify
+      sc:settimeout(2)
+      assert.equal("last words", sc:receive())
+      local t0 = socket.gettime()
+      assert.same({ nil, "closed", "" }, { sc:receive() })
+      assert.same({ nil, "closed", "" }, { sc:receive("*a") })
+      assert.is_true(socket.gettime() - t0 < 1.5)
+      sc:close()
+    end)
+
+    it("fails a handshake with OpenSSL's reason", function()
+      local cc, sc = wrapped_pair()
+      fdlib.close(cc:getfd())
+      sc:settimeout(2)
+      assert.same({ false, "unexpected eof while reading" }, { sc:dohandshake() })
+      assert.same({ false, "closed" }, { sc:dohandshake() })
+      sc:close()
+    end)
+  end)
+
+  it("authenticates with pre-shared keys (TLS 1.3 and TLS 1.2 with a hint)", function()
+    local key = ("\1"):rep(32)
+    local seen = {}
+    local function server_psk(identity, max_psk)
+      seen.identity, seen.max_psk = identity, max_psk
+      return identity == "ljssl-client" and key or nil
+    end
+    local function client_psk(hint, max_identity, max_psk)
+      seen.hint, seen.max_identity = hint, max_identity
+      return "ljssl-client", key
+    end
+    local cc, sc = connected_pair(
+      { mode = "server", protocol = "any", psk = { hint = "ljssl-hint", callback = server_psk } },
+      { mode = "client", protocol = "any", psk = client_psk })
+    assert.equal("ljssl-client", seen.identity)
+    cc:send("psk\n")
+    assert.equal("psk", sc:receive())
+    cc:close(); sc:close()
+
+    cc, sc = connected_pair(
+      { mode = "server", protocol = "tlsv1_2", ciphers = "PSK-AES128-GCM-SHA256",
+        psk = { hint = "ljssl-hint", callback = server_psk } },
+      { mode = "client", protocol = "tlsv1_2", ciphers = "PSK-AES128-GCM-SHA256", psk = client_psk })
+    assert.equal("ljssl-hint", seen.hint)
+    assert.equal("PSK-AES128-GCM-SHA256", cc:info("cipher"))
+    cc:close(); sc:close()
+
+    local a, ea = handshake(wrapped_pair(
+      { mode = "server", protocol = "any", psk = function() return ("\2"):rep(32) end },
+      { mode = "client", protocol = "any", psk = client_psk }))
+    assert.is_false(a)
+    assert.is_string(ea)
+  end)
+
+  it("reports why an unverified peer failed, with verify none", function()
+    local cc, sc = connected_pair(params("server"),
+      params("client", { cafile = pki.other_ca, verify = "none" }))
+    assert.same({ false, "unable to get local issuer certificate" }, { cc:getpeerverification() })
+    cc:close(); sc:close()
+  end)
+
   it("sends close_notify with shutdown() without closing", function()
     local cc, sc = connected_pair()
     assert.is_true(cc:shutdown())

@@ -138,6 +138,23 @@ describe("against openssl s_server", function()
       end)
   end)
 
+  it("hears the server's alerts", function()
+    -- a client certificate from a CA the server does not know (TLS 1.2, so the
+    -- alert ends the handshake itself)
+    local args = ("-tls1_2 -Verify 2 -verify_return_error -CAfile %s"):format(pki.ca)
+    with_server(s_server(args), function(port)
+      local conn, err = connect(port, client_params({ key = pki.dir .. "/other.key",
+                                                      certificate = pki.other_ca }))
+      assert.is_nil(conn)
+      assert.equal("tlsv1 alert unknown ca", err)
+    end)
+    with_server(s_server("-tls1_2"), function(port)
+      local conn, err = connect(port, client_params({ protocol = "tlsv1_3" }))
+      assert.is_nil(conn)
+      assert.equal("tlsv1 alert protocol version", err)
+    end)
+  end)
+
   it("rejects a server it does not trust", function()
     with_server(s_server(), function(port)
       local conn, err = connect(port, client_params({ cafile = pki.other_ca }))
@@ -272,6 +289,28 @@ describe("against the real LuaSec", function()
     local out = server:output()
     server:stop()
     assert.truthy(out:find("luasec server done", 1, true), out)
+    assert.truthy(out:find("implementation:\tLuaSec", 1, true), out)
+  end)
+
+  it("runs a LuaSec program unchanged on ljssl, against the real LuaSec", function()
+    local port = helpers.free_port()
+    local here = os.getenv("PWD")
+    local server = helpers.spawn(("cd / && timeout 20 %s %s/spec/fixtures/luasec_peer.lua server %d %s")
+      :format(helpers.luajit(), here, port, pki.dir))
+    local client_out
+    for _ = 1, 50 do
+      local ok, out = helpers.sh(("cd / && LUA_PATH='%s/ffi/?.lua;%s/ffi/?/init.lua;;' timeout 20 %s " ..
+        "%s/spec/fixtures/luasec_peer.lua client %d %s"):format(here, here, helpers.luajit(), here, port, pki.dir))
+      if ok then client_out = out; break end
+      socket.sleep(0.1)
+    end
+    socket.sleep(0.1)
+    local server_out = server:output()
+    server:stop()
+    assert.truthy(client_out, "the ljssl-run client never succeeded")
+    assert.truthy(client_out:find("implementation:\tljssl", 1, true), client_out)
+    assert.truthy(client_out:find("reply:\tHELLO FROM LUASEC", 1, true), client_out)
+    assert.truthy(server_out:find("implementation:\tLuaSec", 1, true), server_out)
   end)
 
   it("LuaSec client, ljssl server", function()

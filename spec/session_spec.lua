@@ -165,10 +165,17 @@ describe("engine sessions over memory BIOs", function()
       local cctx = client_ctx({ ca = pki.other_ca })   -- verification fails, continues
       cctx:set_verify_ext(cb.VERIFY_CONTINUE, 0)
       cctx:set_alpn_protos("\8http/1.1")
-      local psk_ctx = assert(engine.new("server"))
-      psk_ctx:set_psk_server(function() return ("k"):rep(16) end, "hint")
-      local seen = 0
+      local psk_server = assert(engine.new("server"))
+      psk_server:set_psk_server(function(identity) return identity == "ljssl" and ("k"):rep(32) end, "hint")
+      local psk_client = assert(engine.new("client"))
+      psk_client:set_psk_client(function() return "ljssl", ("k"):rep(32) end)
+      local seen, psk_done = 0, 0
       for i = 1, 300 do
+        if i % 3 == 0 then
+          local c, s = connect(psk_client, psk_server)
+          if handshake(c, s) == session.DONE then psk_done = psk_done + 1 end
+          c:free(); s:free()
+        end
         local c, s = connect(cctx, i % 2 == 0 and sctx or alt)
         local lib_sni = lib.SSL_set_tlsext_host_name(c.ptr, "localhost")
         assert(lib_sni == 1)
@@ -185,6 +192,7 @@ describe("engine sessions over memory BIOs", function()
         s:free()
       end
       assert.equal(300, seen)
+      assert.equal(100, psk_done)
       assert.is_true(cb.lua_callbacks_live())   -- PSK/ALPN functions are Lua
     end)
 
