@@ -74,6 +74,28 @@ describe("LuaSec connections", function()
     cc:close(); sc:close()
   end)
 
+  it("wraps any object with getfd and setfd", function()
+    local listener = assert(socket.bind("127.0.0.1", 0))
+    local _, port = listener:getsockname()
+    local c = socket.tcp()
+    c:settimeout(5)
+    assert(c:connect("127.0.0.1", port))
+    local s = assert(listener:accept())
+    listener:close()
+    local fd = c:getfd()
+    c:setfd(-1)                                     -- the object below now owns fd
+    local plain = { fd = fd }
+    function plain:getfd() return self.fd end
+    function plain:setfd(n) self.fd = n end
+    local cc = assert(ssl.wrap(plain, params("client")))
+    assert.equal(-1, plain.fd)
+    local sc = assert(ssl.wrap(s, params("server")))
+    local a, ea, b, eb = handshake(cc, sc)
+    assert.is_true(a, ea)
+    assert.is_true(b, eb)
+    cc:close(); sc:close()
+  end)
+
   it("has LuaSec's shape: userdata, tostring, a plain __index table", function()
     local cc, sc = connected_pair()
     assert.equal("userdata", type(cc))

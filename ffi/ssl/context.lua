@@ -12,36 +12,17 @@ local lib = require "ssl.lib"
 local engine = require "ssl.engine.context"
 local cb = require "ssl.engine.callbacks"
 local args = require "ssl.engine.args"
+local object = require "ssl.engine.object"
 
 local K = lib.K
 
 local context = {}
 
--- proxy -> { engine = Context, mode = "client"|"server"|nil }
-local state = setmetatable({}, { __mode = "k" })
-local methods = {}
-local proto = newproxy(true)
-do
-  local mt = getmetatable(proto)
-  mt.__index = methods
-  mt.__tostring = function(self)
-    local st = state[self]
-    return "SSL context: " .. (st and st.id or "(invalid)")
-  end
-end
-
--- The state behind a context; raises on anything else.
-local function check(ctx, fname)
-  local st = state[ctx]
-  if not st then args.error(1, fname, "SSL:Context expected, got " .. type(ctx)) end
-  return st
-end
+-- state: { engine = Context, mode = "client"|"server"|nil }
+local class = object.class("SSL context")
+local state, methods, check = class.state, class.methods, class.check
 context.state = state
 context.check = check
-
-local function hex_address(p)
-  return ("0x%x"):format(tonumber(ffi.cast("uintptr_t", p)))
-end
 
 -- Protocols ---------------------------------------------------------------------------
 
@@ -62,9 +43,7 @@ function context.create(protocol)
   if not e then return nil, ("error creating context (%s)"):format(err) end
   -- as LuaSec: no session cache
   e:set_session_cache_mode(K.SSL_SESS_CACHE_OFF)
-  local ctx = newproxy(proto)
-  state[ctx] = { engine = e, id = hex_address(e.ptr) }
-  return ctx
+  return class.new({ engine = e }, e.ptr)
 end
 
 -- Unlike LuaSec 1.3.2, an invalid mode is an error here (LuaSec returned one

@@ -15,6 +15,7 @@ local session = require "ssl.engine.session"
 local fdlib = require "ssl.engine.fd"
 local cb = require "ssl.engine.callbacks"
 local args = require "ssl.engine.args"
+local object = require "ssl.engine.object"
 local contexts = require "ssl.context"
 
 local C, crypto, K, libc = lib.ssl, lib.crypto, lib.K, lib.libc
@@ -33,25 +34,11 @@ local u8ptr = ffi.typeof("uint8_t *")
 local cptr = ffi.typeof("const char *")
 local bufarray = ffi.typeof("uint8_t[?]")
 
-local state = setmetatable({}, { __mode = "k" })
-local methods = {}
-local proto = newproxy(true)
-do
-  local mt = getmetatable(proto)
-  mt.__index = methods
-  mt.__tostring = function(self)
-    local st = state[self]
-    if not st then return "SSL connection: (invalid)" end
-    return "SSL connection: " .. st.id .. (st.state == CLOSED_STATE and " (closed)" or "")
-  end
-end
+local class = object.class("SSL connection", function(st)
+  return st.state == CLOSED_STATE and " (closed)" or ""
+end)
+local methods, check = class.methods, class.check
 core.methods = methods
-
-local function check(conn, fname)
-  local st = state[conn]
-  if not st then args.error(1, fname, "SSL:Connection expected, got " .. type(conn)) end
-  return st
-end
 core.check = check
 
 -- Closes the fd when the connection is collected without close().
@@ -67,16 +54,13 @@ function core.create(ctx)
   local s, err = session.new(cst.engine, cst.mode == "server")
   if not s then return nil, ("error creating SSL object (%s)"):format(err) end
   lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)
-  local conn = newproxy(proto)
-  state[conn] = {
+  return class.new({
     s = s, ctx = ctx, fd = -1, fdbox = ffi.gc(fdbox_type(-1), close_fdbox),
-    state = NEW, id = ("0x%x"):format(tonumber(ffi_cast("uintptr_t", s.ptr))),
-    buf = bufarray(BUFSIZE), first = 0, last = 0,
+    state = NEW, buf = bufarray(BUFSIZE), first = 0, last = 0,
     block = -1, total = -1, start = 0,
     received = 0, sent = 0, birthday = fdlib.now(),
     anchors = {},
-  }
-  return conn
+  }, s.ptr)
 end
 
 function core.setfd(conn, fd)

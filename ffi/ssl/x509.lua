@@ -4,39 +4,22 @@
 local ffi = require "ffi"
 local lib = require "ssl.lib"
 local args = require "ssl.engine.args"
+local object = require "ssl.engine.object"
 
 local crypto, K = lib.crypto, lib.K
 local ffi_string = ffi.string
 
 local x509 = {}
 
-local state = setmetatable({}, { __mode = "k" })
-local methods = {}
-local proto = newproxy(true)
-do
-  local mt = getmetatable(proto)
-  mt.__index = methods
-  mt.__tostring = function(self)
-    local st = state[self]
-    return "X509 certificate: " .. (st and st.id or "(invalid)")
-  end
-end
-
-local function check(cert, fname)
-  local st = state[cert]
-  if not st then args.error(1, fname, "X509 certificate expected, got " .. type(cert)) end
-  return st
-end
+local class = object.class("X509 certificate")
+local methods, check = class.methods, class.check
 
 -- A certificate object for an X509*; `owned` says whether this reference is
 -- ours (get1/new) or borrowed (get0), in which case we take one.
 function x509.wrap(p, owned)
   if not owned then crypto.X509_up_ref(p) end
   ffi.gc(p, crypto.X509_free)
-  local cert = newproxy(proto)
-  state[cert] = { ptr = p, encode = "ai5",
-                  id = ("0x%x"):format(tonumber(ffi.cast("uintptr_t", p))) }
-  return cert
+  return class.new({ ptr = p, encode = "ai5" }, p)
 end
 
 function x509.ptr(cert)
