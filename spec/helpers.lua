@@ -77,6 +77,18 @@ function helpers.pki()
   return pki
 end
 
+local certs
+-- The certificate set of spec/fixtures/make_certs.sh, made once per process;
+-- returns its folder.
+function helpers.certs()
+  if certs then return certs end
+  local dir = helpers.tmpdir()
+  local ok, out = sh("sh spec/fixtures/make_certs.sh " .. dir)
+  assert(ok, out)
+  certs = dir
+  return certs
+end
+
 -- A loopback port nobody listens on right now.
 function helpers.free_port()
   local socket = require "socket"

@@ -14,6 +14,7 @@ int poll (struct pollfd *__fds, nfds_t __nfds, int __timeout);
 int fcntl (int __fd, int __cmd, ...);
 int close (int __fd);
 int clock_gettime (clockid_t __clock_id, struct timespec *__tp);
+const char *inet_ntop (int __af, const void * __cp, char * __buf, socklen_t __len);
 ]]
 
 return {
@@ -21,6 +22,8 @@ return {
   -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
   macros = {},
   const = {
+    AF_INET = 2,
+    AF_INET6 = 10,
     CLOCK_MONOTONIC = 1,
     EACCES = 13,
     EADDRINUSE = 98,

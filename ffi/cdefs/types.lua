@@ -7,6 +7,7 @@ local ffi = require "ffi"
 ffi.cdef [[
 struct GENERAL_NAME_st;
 struct X509_VERIFY_PARAM_st;
+struct X509_crl_st;
 struct X509_name_entry_st;
 struct X509_name_st;
 struct asn1_object_st;
@@ -36,11 +37,13 @@ struct x509_store_ctx_st;
 struct x509_store_st;
 struct stack_st_X509_NAME;
 struct stack_st_X509;
+struct stack_st_X509_EXTENSION;
 struct stack_st_GENERAL_NAME;
 struct stack_st_SSL_CIPHER;
 typedef long int __time_t;
 typedef int __clockid_t;
 typedef long int __syscall_slong_t;
+typedef unsigned int __socklen_t;
 typedef __clockid_t clockid_t;
 typedef __time_t time_t;
 typedef struct stack_st OPENSSL_STACK;
@@ -55,6 +58,7 @@ typedef struct evp_cipher_st EVP_CIPHER;
 typedef struct evp_md_st EVP_MD;
 typedef struct evp_pkey_st EVP_PKEY;
 typedef struct x509_st X509;
+typedef struct X509_crl_st X509_CRL;
 typedef struct X509_name_st X509_NAME;
 typedef struct x509_store_st X509_STORE;
 typedef struct x509_store_ctx_st X509_STORE_CTX;
@@ -86,6 +90,7 @@ typedef unsigned int (*SSL_psk_server_cb_func)(SSL *ssl, const char *identity, u
 typedef void (*SSL_CTX_keylog_cb_func)(const SSL *ssl, const char *line);
 typedef void (*__sighandler_t) (int);
 typedef unsigned long int nfds_t;
+typedef __socklen_t socklen_t;
 ]]
 
 -- C library structs whose layout is public (checked by size and offsets)

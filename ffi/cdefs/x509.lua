@@ -34,6 +34,9 @@ void *X509_get_ext_d2i(const X509 *x, int nid, int *crit, int *idx);
 int X509_get_signature_nid(const X509 *x);
 long X509_get_version(const X509 *x);
 int X509_check_issued(X509 *issuer, X509 *subject);
+int PEM_write_bio_X509_CRL(BIO *out, const X509_CRL *x);
+const struct stack_st_X509_EXTENSION *X509_get0_extensions(const X509 *x);
+int X509_get_ext_count(const X509 *x);
 int X509_check_host(X509 *x, const char *chk, size_t chklen, unsigned int flags, char **peername);
 int X509_check_ip_asc(X509 *x, const char *ipasc, unsigned int flags);
 int X509_check_ip(X509 *x, const unsigned char *chk, size_t chklen, unsigned int flags);
@@ -110,6 +113,9 @@ int OPENSSL_sk_num(const OPENSSL_STACK *);
 void *OPENSSL_sk_value(const OPENSSL_STACK *, int);
 void OPENSSL_sk_free(OPENSSL_STACK *);
 void OPENSSL_sk_pop_free(OPENSSL_STACK *st, void (*func)(void *));
+OPENSSL_STACK *OPENSSL_sk_new_null(void);
+int OPENSSL_sk_push(OPENSSL_STACK *st, const void *data);
+void *GENERAL_NAME_get0_value(const GENERAL_NAME *a, int *ptype);
 void GENERAL_NAME_free(GENERAL_NAME *a);
 void GENERAL_NAMES_free(GENERAL_NAMES *a);
 ]]
@@ -144,7 +150,11 @@ return {
     MBSTRING_FLAG = 4096,
     MBSTRING_UNIV = 4100,
     MBSTRING_UTF8 = 4096,
+    NID_X9_62_id_ecPublicKey = 408,
     NID_commonName = 13,
+    NID_dhKeyAgreement = 28,
+    NID_dsa = 116,
+    NID_rsaEncryption = 6,
     NID_subject_alt_name = 85,
     NID_undef = 0,
     PEM_R_NO_START_LINE = 108,

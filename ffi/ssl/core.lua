@@ -582,6 +582,57 @@ function methods.getlocalchain(conn)
   return list
 end
 
+-- Host names and the wrapped socket ----------------------------------------------------
+
+-- The handshake fails unless the peer's certificate is valid for `name` (a DNS
+-- name or an IP literal); OpenSSL does the matching.  Not in LuaSec 1.3.2.
+function methods.sethost(conn, name)
+  local st = check(conn, "sethost")
+  name = args.string(name, 2, "sethost")
+  if st.state ~= NEW then return nil, "the handshake has started" end
+  return st.s:set_host(name)
+end
+
+-- After a handshake failed with "certificate verify failed", the reason in
+-- words: "certificate verify failed: certificate has expired", or
+-- "host name mismatch: ..." when the name check failed.
+function core.explain_verify_failure(conn, host)
+  local st = check(conn, "explain_verify_failure")
+  if st.s.ptr == nil then return "certificate verify failed" end
+  local result = tonumber(C.SSL_get_verify_result(st.s.ptr))
+  if result == K.X509_V_ERR_HOSTNAME_MISMATCH or result == K.X509_V_ERR_IP_ADDRESS_MISMATCH then
+    return ("host name mismatch: the certificate is not valid for %s"):format(host or "this host")
+  end
+  return "certificate verify failed: " .. ffi_string(crypto.X509_verify_cert_error_string(result))
+end
+
+-- The object ssl.wrap took the fd from, for the passthroughs below.
+function core.setsocket(conn, sock)
+  check(conn, "setsocket").sock = sock
+end
+
+-- getpeername, getsockname, getoption, setoption: LuaSocket's own methods, run
+-- on the wrapped object with the fd lent back to it for the call.
+local function passthrough(name)
+  methods[name] = function(conn, ...)
+    local st = check(conn, name)
+    local sock = st.sock
+    if st.fd < 0 then return nil, "closed" end
+    if not sock or type(sock.setfd) ~= "function" or type(sock[name]) ~= "function" then
+      return nil, name .. " is not supported by the wrapped object"
+    end
+    sock:setfd(st.fd)
+    local result = { pcall(sock[name], sock, ...) }
+    sock:setfd(-1)
+    if not result[1] then error(result[2], 2) end
+    return unpack(result, 2, table.maxn(result))
+  end
+end
+passthrough("getpeername")
+passthrough("getsockname")
+passthrough("getoption")
+passthrough("setoption")
+
 -- DANE -------------------------------------------------------------------------------------------
 
 function methods.setdane(conn, basedomain)

@@ -7,6 +7,9 @@ local context = require "ssl.context"
 local x509 = require "ssl.x509"
 local config = require "ssl.config"
 local lib = require "ssl.lib"
+local trust = require "ssl.engine.trust"
+local args = require "ssl.engine.args"
+local ip_literal = require("ssl.engine.session").ip_literal
 
 local unpack = table.unpack or unpack
 
@@ -162,6 +165,8 @@ local function newcontext(cfg)
 end
 
 -- Takes over a LuaSocket TCP object's fd (or any object with getfd/setfd).
+-- With params, `hostname` (not a LuaSec key) sets SNI and makes the handshake
+-- check the peer's certificate against that name.
 local function wrap(sock, cfg)
   local ctx, msg
   if type(cfg) == "table" then
@@ -175,7 +180,67 @@ local function wrap(sock, cfg)
   if not conn then return nil, msg end
   core.setfd(conn, sock:getfd())
   sock:setfd(core.SOCKET_INVALID)
+  core.setsocket(conn, sock)
+  if type(cfg) == "table" and cfg.hostname ~= nil then
+    local host = args.string(cfg.hostname, 2, "wrap")
+    if not ip_literal(host) then conn:sni(host) end
+    local ok, err = conn:sethost(host)
+    if not ok then conn:close(); return nil, err end
+  end
   return conn
+end
+
+-- Loads the system trust store into a context made by newcontext.
+local function use_system_ca(ctx)
+  return trust.load(context.state[ctx].engine)
+end
+
+-- Seed 004's ssl.connect, secure by default: verifies the chain against the
+-- system CA store (unless flags give cafile/capath) and the host name, unless
+-- flags.verify says "none".  Returns conn, sock or nil, reason.
+local function connect(host, port, flags)
+  host = args.string(host, 1, "connect")
+  port = args.number(port, 2, "connect")
+  if flags ~= nil and type(flags) ~= "table" then args.error(3, "connect", "table expected") end
+  local params = {}
+  for k, v in pairs(flags or {}) do params[k] = v end
+  params.mode = "client"
+  params.protocol = params.protocol or "any"
+  if params.verify == nil then params.verify = "peer" end
+  local verify = type(params.verify) == "table" and params.verify or { params.verify }
+  local verifying = false
+  for _, v in ipairs(verify) do verifying = verifying or v == "peer" end
+  params.hostname = nil
+
+  local ctx, err = newcontext(params)
+  if not ctx then return nil, err end
+  if verifying and not params.cafile and not params.capath then
+    local ok, why = use_system_ca(ctx)
+    if not ok then return nil, "cannot load the system CA store: " .. tostring(why) end
+  end
+  local socket = require "socket"
+  local sock = socket.tcp()
+  local timeout = params.timeout or 60
+  sock:settimeout(timeout)
+  local ok
+  ok, err = sock:connect(host, port)
+  if not ok then sock:close(); return nil, err end
+  local conn
+  conn, err = wrap(sock, ctx)
+  if not conn then sock:close(); return nil, err end
+  if not ip_literal(host) then conn:sni(host) end
+  if verifying then
+    ok, err = conn:sethost(host)
+    if not ok then conn:close(); return nil, err end
+  end
+  conn:settimeout(timeout)
+  ok, err = conn:dohandshake()
+  if not ok then
+    if err == "certificate verify failed" then err = core.explain_verify_failure(conn, host) end
+    conn:close()
+    return nil, err
+  end
+  return conn, sock
 end
 
 -- conn:info([field]), as LuaSec's ssl.lua builds it from ssl.core.
@@ -205,6 +270,13 @@ return {
   loadcertificate = x509.load,
   newcontext = newcontext,
   wrap = wrap,
+  connect = connect,
+  checkhostname = x509.checkhostname,
+  checkhost = x509.checkhost,
+  find_system_ca = trust.find,
+  get_system_ca = trust.get,
+  set_system_ca = trust.set,
+  use_system_ca = use_system_ca,
   rawcontext = context.rawcontext,
   rawconnection = core.rawconnection,
 }

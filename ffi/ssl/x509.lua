@@ -1,12 +1,15 @@
--- ssl.x509 — LuaSec's certificate objects.  ssl.x509.load(pem) and the
--- objects connections return (getpeercertificate and friends).
+-- ssl.x509 — LuaSec's certificate objects: ssl.x509.load (PEM or DER, from
+-- memory; loadfile from a file) and the objects connections return
+-- (getpeercertificate and friends), with LuaSec 1.3.2's methods and shapes.
+-- Host-name checks go through OpenSSL (X509_check_host, X509_check_ip_asc).
 
 local ffi = require "ffi"
+local bit = require "bit"
 local lib = require "ssl.lib"
 local args = require "ssl.engine.args"
 local object = require "ssl.engine.object"
 
-local crypto, K = lib.crypto, lib.K
+local crypto, K, libc = lib.crypto, lib.K, lib.libc
 local ffi_string = ffi.string
 
 local x509 = {}
@@ -22,31 +25,21 @@ function x509.wrap(p, owned)
   return class.new({ ptr = p, encode = "ai5" }, p)
 end
 
+-- The X509* behind a certificate object (borrowed: valid while cert lives).
 function x509.ptr(cert)
   return check(cert, "ptr").ptr
 end
 
--- The first certificate of a PEM string; nil (no message) when there is none,
--- as LuaSec.
-function x509.load(pem)
-  pem = args.string(pem, 1, "load")
-  local bio = crypto.BIO_new_mem_buf(pem, #pem)
-  if bio == nil then return nil end
-  local p = crypto.PEM_read_bio_X509(bio, nil, nil, nil)
-  crypto.BIO_free(bio)
-  lib.clear_errors()
-  if p == nil then return nil end
-  return x509.wrap(p, true)
-end
+-- Memory BIOs --------------------------------------------------------------------------
 
 local memdata = ffi.new("char *[1]")
 
-function methods.pem(cert)
-  local st = check(cert, "pem")
+-- Runs write(bio) on a fresh memory BIO; returns what it wrote, or nil.
+local function to_string(write)
   local bio = crypto.BIO_new(crypto.BIO_s_mem())
   if bio == nil then return nil end
   local out
-  if crypto.PEM_write_bio_X509(bio, st.ptr) == 1 then
+  if write(bio) == 1 then
     local n = tonumber(lib.BIO_get_mem_data(bio, memdata))
     out = ffi_string(memdata[0], n)
   end
@@ -55,9 +48,68 @@ function methods.pem(cert)
   return out
 end
 
+-- Loading ---------------------------------------------------------------------------------
+
+local der_in = ffi.new("const unsigned char *[1]")
+
+-- The first certificate in `data`, PEM or DER.  nil (no message) when there is
+-- none, as LuaSec.
+function x509.load(data)
+  data = args.string(data, 1, "load")
+  local p
+  if data:find("-----BEGIN", 1, true) then
+    local bio = crypto.BIO_new_mem_buf(data, #data)
+    if bio == nil then return nil end
+    p = crypto.PEM_read_bio_X509(bio, nil, nil, nil)
+    crypto.BIO_free(bio)
+  else
+    der_in[0] = ffi.cast("const unsigned char *", data)
+    p = crypto.d2i_X509(nil, der_in, #data)
+  end
+  lib.clear_errors()
+  if p == nil then return nil end
+  return x509.wrap(p, true)
+end
+
+-- A certificate from a file (PEM or DER): cert, or nil and a reason.
+function x509.loadfile(path)
+  path = args.string(path, 1, "loadfile")
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local data = f:read("*a")
+  f:close()
+  local cert = x509.load(data)
+  if not cert then return nil, path .. ": no certificate (PEM or DER) found" end
+  return cert
+end
+
+-- Encodings ---------------------------------------------------------------------------------
+
+function methods.pem(cert)
+  local p = check(cert, "pem").ptr
+  return to_string(function(bio) return crypto.PEM_write_bio_X509(bio, p) end)
+end
+
+local der_out = ffi.new("unsigned char *[1]")
+
+function methods.der(cert)
+  local p = check(cert, "der").ptr
+  der_out[0] = nil
+  local n = crypto.i2d_X509(p, der_out)
+  if n <= 0 then return nil end
+  local out = ffi_string(der_out[0], n)
+  lib.OPENSSL_free(der_out[0])
+  return out
+end
+
 local md_buf = ffi.new("unsigned char[?]", K.EVP_MAX_MD_SIZE)
 local md_len = ffi.new("unsigned int[1]")
 
+local function hex(raw)
+  return (raw:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+-- Lowercase hex; any digest OpenSSL knows (LuaSec: sha1, sha256, sha512).
 function methods.digest(cert, alg)
   local st = check(cert, "digest")
   alg = args.optstring(alg, 2, "digest", "sha1")
@@ -67,20 +119,13 @@ function methods.digest(cert, alg)
   if crypto.X509_digest(st.ptr, md, md_buf, md_len) ~= 1 then
     return nil, ("error processing the certificate (%s)"):format(select(2, lib.pop_error()) or "")
   end
-  local raw = ffi_string(md_buf, md_len[0])
-  return (raw:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+  return hex(ffi_string(md_buf, md_len[0]))
 end
 
+-- Validity ----------------------------------------------------------------------------------
+
 local function print_time(t)
-  local bio = crypto.BIO_new(crypto.BIO_s_mem())
-  if bio == nil then return nil end
-  local out
-  if crypto.ASN1_TIME_print(bio, t) == 1 then
-    local n = tonumber(lib.BIO_get_mem_data(bio, memdata))
-    out = ffi_string(memdata[0], n)
-  end
-  crypto.BIO_free(bio)
-  return out
+  return to_string(function(bio) return crypto.ASN1_TIME_print(bio, t) end)
 end
 
 function methods.notbefore(cert)
@@ -102,15 +147,17 @@ function methods.validat(cert, t)
   return before < 0 and after >= 0
 end
 
+-- Identity ----------------------------------------------------------------------------------
+
 function methods.serial(cert)
   local st = check(cert, "serial")
   local bn = crypto.ASN1_INTEGER_to_BN(crypto.X509_get0_serialNumber(st.ptr), nil)
   if bn == nil then return nil end
-  local hex = crypto.BN_bn2hex(bn)
+  local text = crypto.BN_bn2hex(bn)
   crypto.BN_free(bn)
-  if hex == nil then return nil end
-  local out = ffi_string(hex)
-  lib.OPENSSL_free(hex)
+  if text == nil then return nil end
+  local out = ffi_string(text)
+  lib.OPENSSL_free(text)
   return out
 end
 
@@ -120,29 +167,54 @@ function methods.getsignaturename(cert)
   return name ~= nil and ffi_string(name) or nil
 end
 
-local oid_buf = ffi.new("char[128]")
+local KEY_TYPES = {
+  [K.EVP_PKEY_RSA] = "RSA", [K.EVP_PKEY_DSA] = "DSA",
+  [K.EVP_PKEY_DH] = "DH", [K.EVP_PKEY_EC] = "EC",
+}
+
+-- pem, type, bits.  type is LuaSec's RSA/DSA/DH/EC, or OpenSSL's short name
+-- upper-cased for other keys ("ED25519"; LuaSec says "Unknown").
+function methods.pubkey(cert)
+  local st = check(cert, "pubkey")
+  local key = crypto.X509_get_pubkey(st.ptr)
+  if key == nil then return nil end
+  ffi.gc(key, crypto.EVP_PKEY_free)
+  local pem = to_string(function(bio) return crypto.PEM_write_bio_PUBKEY(bio, key) end)
+  local id = crypto.EVP_PKEY_get_base_id(key)
+  local kind = KEY_TYPES[id]
+  if not kind then
+    local sn = crypto.OBJ_nid2sn(id)
+    kind = sn ~= nil and ffi_string(sn):upper() or "Unknown"
+  end
+  return pem, kind, tonumber(crypto.EVP_PKEY_get_bits(key))
+end
+
+-- Strings under the certificate's encoding: "ai5" (raw bytes) or "utf8".
 local utf8_out = ffi.new("unsigned char *[1]")
+local function asn1_string(st, s)
+  if st.encode == "utf8" then
+    local n = crypto.ASN1_STRING_to_UTF8(utf8_out, s)
+    if n < 0 then lib.clear_errors(); return nil end
+    local out = ffi_string(utf8_out[0], n)
+    lib.OPENSSL_free(utf8_out[0])
+    return out
+  end
+  return ffi_string(crypto.ASN1_STRING_get0_data(s), crypto.ASN1_STRING_length(s))
+end
+
+local oid_buf = ffi.new("char[128]")
+local function oid_text(obj, numeric)
+  crypto.OBJ_obj2txt(oid_buf, 128, obj, numeric and 1 or 0)
+  return ffi_string(oid_buf)
+end
 
 local function name_entries(st, name)
   local list = {}
   for i = 0, crypto.X509_NAME_entry_count(name) - 1 do
     local entry = crypto.X509_NAME_get_entry(name, i)
     local obj = crypto.X509_NAME_ENTRY_get_object(entry)
-    local data = crypto.X509_NAME_ENTRY_get_data(entry)
-    crypto.OBJ_obj2txt(oid_buf, 128, obj, 1)
-    local oid = ffi_string(oid_buf)
-    crypto.OBJ_obj2txt(oid_buf, 128, obj, 0)
-    local value
-    if st.encode == "utf8" then
-      local n = crypto.ASN1_STRING_to_UTF8(utf8_out, data)
-      if n >= 0 then
-        value = ffi_string(utf8_out[0], n)
-        lib.OPENSSL_free(utf8_out[0])
-      end
-    else
-      value = ffi_string(crypto.ASN1_STRING_get0_data(data), crypto.ASN1_STRING_length(data))
-    end
-    list[#list + 1] = { oid = oid, name = ffi_string(oid_buf), value = value }
+    list[#list + 1] = { oid = oid_text(obj, true), name = oid_text(obj, false),
+                        value = asn1_string(st, crypto.X509_NAME_ENTRY_get_data(entry)) }
   end
   return list
 end
@@ -163,6 +235,141 @@ function methods.setencode(cert, encode)
   if encode ~= "ai5" and encode ~= "utf8" then return false end
   st.encode = encode
   return true
+end
+
+-- Extensions ----------------------------------------------------------------------------------
+
+local gn_type = ffi.new("int[1]")
+local ip_text = ffi.new("char[64]")
+local gn_names = {
+  [K.GEN_DNS] = "dNSName", [K.GEN_EMAIL] = "rfc822Name",
+  [K.GEN_URI] = "uniformResourceIdentifier", [K.GEN_IPADD] = "iPAddress",
+}
+
+local function ip_string(s)
+  local len = crypto.ASN1_STRING_length(s)
+  local family = len == 4 and K.AF_INET or len == 16 and K.AF_INET6 or nil
+  if not family then return nil end
+  if libc.inet_ntop(family, crypto.ASN1_STRING_get0_data(s), ip_text, 64) == nil then return nil end
+  return ffi_string(ip_text)
+end
+
+-- LuaSec's shape: only subjectAltName, as
+-- { ["2.5.29.17"] = { name = "X509v3 Subject Alternative Name",
+--                     dNSName = {...}, rfc822Name = {...}, iPAddress = {...},
+--                     uniformResourceIdentifier = {...} } }.
+-- otherName, x400Address, directoryName, ediPartyName and registeredID are
+-- skipped, as in LuaSec (otherName values are not readable without the struct).
+function methods.extensions(cert)
+  local st = check(cert, "extensions")
+  local result = {}
+  local names = crypto.X509_get_ext_d2i(st.ptr, K.NID_subject_alt_name, nil, nil)
+  if names == nil then lib.clear_errors(); return result end
+  names = ffi.cast("GENERAL_NAMES *", names)
+  local san = { name = "X509v3 Subject Alternative Name" }
+  for i = 0, lib.sk_GENERAL_NAME_num(names) - 1 do
+    local value = crypto.GENERAL_NAME_get0_value(lib.sk_GENERAL_NAME_value(names, i), gn_type)
+    local key = gn_names[gn_type[0]]
+    if key then
+      local s = ffi.cast("ASN1_STRING *", value)
+      local text = key == "iPAddress" and ip_string(s) or asn1_string(st, s)
+      if text then
+        san[key] = san[key] or {}
+        san[key][#san[key] + 1] = text
+      end
+    end
+  end
+  crypto.GENERAL_NAMES_free(names)
+  result["2.5.29.17"] = san
+  return result
+end
+
+-- Verification ----------------------------------------------------------------------------------
+
+-- cert:issued(subject, chaincert...): true if `subject` verifies against
+-- `cert` as the trusted issuer, with the other certificates as untrusted
+-- intermediates; otherwise nil and OpenSSL's reason.
+function methods.issued(cert, subject, ...)
+  local issuer = check(cert, "issued").ptr
+  local subj = check(subject, "issued").ptr
+  local extra = { ... }
+  for i, c in ipairs(extra) do extra[i] = check(c, "issued").ptr end
+  local store = crypto.X509_STORE_new()
+  local ctx = crypto.X509_STORE_CTX_new()
+  if store == nil or ctx == nil then
+    if store ~= nil then crypto.X509_STORE_free(store) end
+    if ctx ~= nil then crypto.X509_STORE_CTX_free(ctx) end
+    return nil, "X509_STORE_new() or X509_STORE_CTX_new() error"
+  end
+  ffi.gc(store, crypto.X509_STORE_free)
+  ffi.gc(ctx, crypto.X509_STORE_CTX_free)
+  if crypto.X509_STORE_add_cert(store, issuer) ~= 1 then
+    lib.clear_errors()
+    return nil, "X509_STORE_add_cert() error"
+  end
+  local chain = crypto.OPENSSL_sk_new_null()
+  ffi.gc(chain, crypto.OPENSSL_sk_free)       -- the stack only borrows the certificates
+  for _, p in ipairs(extra) do crypto.OPENSSL_sk_push(chain, p) end
+  if crypto.X509_STORE_CTX_init(ctx, store, subj, ffi.cast("struct stack_st_X509 *", chain)) ~= 1 then
+    lib.clear_errors()
+    return nil, "X509_STORE_CTX_init() error"
+  end
+  local ok = crypto.X509_verify_cert(ctx)
+  local err = crypto.X509_STORE_CTX_get_error(ctx)
+  lib.clear_errors()
+  if ok ~= 1 then return nil, ffi_string(crypto.X509_verify_cert_error_string(err)) end
+  return true
+end
+
+-- Host names ---------------------------------------------------------------------------------
+
+local CHECK_FLAGS = {
+  no_wildcards = K.X509_CHECK_FLAG_NO_WILDCARDS,
+  no_partial_wildcards = K.X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+  multi_label_wildcards = K.X509_CHECK_FLAG_MULTI_LABEL_WILDCARDS,
+  single_label_subdomains = K.X509_CHECK_FLAG_SINGLE_LABEL_SUBDOMAINS,
+  never_check_subject = K.X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
+  always_check_subject = K.X509_CHECK_FLAG_ALWAYS_CHECK_SUBJECT,
+}
+x509.CHECK_FLAGS = CHECK_FLAGS
+
+local ip_literal = require("ssl.engine.session").ip_literal
+
+-- True when the certificate is valid for `hostname` (a DNS name or an IP
+-- literal), by OpenSSL's rules: SANs first, the subject CN only when there is
+-- no DNS SAN, wildcards only as a whole left-most label (unless flags say
+-- otherwise), case-insensitive; one trailing dot is dropped first.  Flags are names
+-- from CHECK_FLAGS (LuaSec 2026's checkhost names).
+function x509.checkhost(cert, hostname, ...)
+  local p = check(cert, "checkhost").ptr
+  hostname = args.string(hostname, 2, "checkhost")
+  local flags = K.X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS
+  for i = 1, select("#", ...) do
+    local name = args.string((select(i, ...)), i + 2, "checkhost")
+    local f = CHECK_FLAGS[name]
+    if not f then args.error(i + 2, "checkhost", "invalid flag '" .. name .. "'") end
+    if name == "multi_label_wildcards" then
+      flags = bit.band(flags, bit.bnot(K.X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
+    end
+    flags = bit.bor(flags, f)
+  end
+  -- "example.org." names the same host as "example.org"
+  hostname = hostname:gsub("([^.])%.$", "%1")
+  if hostname == "" then return false end
+  local ip = ip_literal(hostname)
+  local rc
+  if ip then
+    rc = crypto.X509_check_ip_asc(p, ip, 0)
+  else
+    rc = crypto.X509_check_host(p, hostname, #hostname, flags, nil)
+  end
+  lib.clear_errors()
+  return rc == 1
+end
+
+-- Seed 004's ssl.checkhostname(cert, hostname), with OpenSSL's default rules.
+function x509.checkhostname(cert, hostname)
+  return x509.checkhost(cert, hostname)
 end
 
 return x509

@@ -136,6 +136,34 @@ function Session:outgoing()
   return lib.BIO_pending(self.wbio)
 end
 
+-- An IP literal (v4, or v6 with or without brackets), returned bare; or nil
+-- for a host name.
+function session.ip_literal(name)
+  if name:match("^%d+%.%d+%.%d+%.%d+$") then return name end
+  local bare = name:match("^%[(.*)%]$") or name
+  if bare:find(":", 1, true) and bare:match("^[%x:%.]+$") then return bare end
+  return nil
+end
+
+-- Makes the handshake verify that the peer's certificate is valid for `name`
+-- (a DNS name or an IP literal) by OpenSSL's rules.  A mismatch fails
+-- verification with "hostname mismatch" (X509_V_ERR_HOSTNAME_MISMATCH or
+-- X509_V_ERR_IP_ADDRESS_MISMATCH).
+function Session:set_host(name)
+  name = name:gsub("([^.])%.$", "%1")      -- a trailing dot names the same host
+  lib.clear_errors()
+  local ok
+  local ip = session.ip_literal(name)
+  if ip then
+    ok = crypto.X509_VERIFY_PARAM_set1_ip_asc(C.SSL_get0_param(self.ptr), ip) == 1
+  else
+    C.SSL_set_hostflags(self.ptr, K.X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS)
+    ok = C.SSL_set1_host(self.ptr, name) == 1
+  end
+  if not ok then return nil, (select(2, lib.pop_error())) or "invalid host name" end
+  return true
+end
+
 -- The state machine -------------------------------------------------------------------------
 
 function Session:handshake()
