@@ -48,12 +48,12 @@ function trust.find()
 end
 
 -- What the system store currently means: a file path, or nil and why not.
--- SSL_CERT_FILE comes first, then a path given to set(), then find().
+-- The program's own choice (set) comes first, then SSL_CERT_FILE, then find().
 function trust.get()
-  local file = env(ffi.string(crypto.X509_get_default_cert_file_env()))
-  if file then return file end
   if chosen == false then return nil, "the system CA store is disabled" end
   if chosen then return chosen end
+  local file = env(ffi.string(crypto.X509_get_default_cert_file_env()))
+  if file then return file end
   return trust.find()
 end
 
@@ -70,9 +70,10 @@ function trust.set(path)
 end
 
 -- Loads the system store into an engine context: the bundle from get(), plus
--- SSL_CERT_DIR when set.  Returns true, or nil and why not.
+-- SSL_CERT_DIR when set (and the store is not the program's own choice).
+-- Returns true, or nil and why not.
 function trust.load(ctx)
-  local dir = env(ffi.string(crypto.X509_get_default_cert_dir_env()))
+  local dir = chosen == nil and env(ffi.string(crypto.X509_get_default_cert_dir_env())) or nil
   local file, err = trust.get()
   if not file and not dir then return nil, err end
   return ctx:load_verify_locations(file, dir)
