@@ -183,7 +183,7 @@ describe("the system CA store", function()
     assert.equal(env ~= "" and env or ssl.find_system_ca(), ssl.get_system_ca())
   end)
 
-  it("honours SSL_CERT_FILE, as OpenSSL's tools do", function()
+  it("honours SSL_CERT_FILE and SSL_CERT_DIR, as OpenSSL's tools do", function()
     local certs = helpers.certs()
     with_server(("openssl s_server -quiet -www -accept 127.0.0.1:PORT -cert %s/valid.pem " ..
       "-key %s/valid.key -cert_chain %s/inter.pem"):format(certs, certs, certs), function(port)
@@ -199,8 +199,15 @@ describe("the system CA store", function()
       assert.is_true(ok, out)
       assert.equal("accepted", out:match("%S+"))
       ok, out = helpers.sh(("SSL_CERT_FILE=%s/other.pem %s %s"):format(certs, helpers.luajit(), file))
-      os.remove(file)
       assert.truthy(out:find("unable to get local issuer certificate", 1, true), out)
+      -- SSL_CERT_DIR: a hashed directory holding the root
+      local hashed = certs .. "/hashed"
+      assert(helpers.sh(("mkdir -p %s && cp %s/root.pem %s/ && openssl rehash %s"):format(
+        hashed, certs, hashed, hashed)))
+      ok, out = helpers.sh(("env -u SSL_CERT_FILE SSL_CERT_DIR=%s %s %s"):format(hashed, helpers.luajit(), file))
+      os.remove(file)
+      assert.is_true(ok, out)
+      assert.equal("accepted", out:match("%S+"))
     end)
   end)
 end)
