@@ -15,6 +15,14 @@ int fcntl (int __fd, int __cmd, ...);
 int close (int __fd);
 int clock_gettime (clockid_t __clock_id, struct timespec *__tp);
 const char *inet_ntop (int __af, const void * __cp, char * __buf, socklen_t __len);
+int fstat (int __fd, struct stat *__buf);
+__uid_t getuid (void);
+ssize_t pread (int __fd, void *__buf, size_t __nbytes, __off_t __offset);
+ssize_t pwrite (int __fd, const void *__buf, size_t __n, __off_t __offset);
+int ftruncate (int __fd, __off_t __length);
+int shutdown (int __fd, int __how);
+ssize_t read (int __fd, void *__buf, size_t __nbytes);
+ssize_t write (int __fd, const void *__buf, size_t __n);
 ]]
 
 return {
@@ -35,6 +43,7 @@ return {
     EINPROGRESS = 115,
     EINTR = 4,
     EISCONN = 106,
+    ENOTCONN = 107,
     EPIPE = 32,
     ETIMEDOUT = 110,
     EWOULDBLOCK = 11,
@@ -46,9 +55,12 @@ return {
     POLLIN = 1,
     POLLNVAL = 32,
     POLLOUT = 4,
+    SHUT_RDWR = 2,
     SIGPIPE = 13,
     SIG_DFL = 0,
     SIG_ERR = -1,
     SIG_IGN = 1,
+    S_IFMT = 61440,
+    S_IFREG = 32768,
   },
 }

@@ -26,7 +26,7 @@ return {
   macros = {},
   const = {
     LJSSL_MAX_VERIFY_ERRORS = 64,
-    LJSSL_SHIM_VERSION = 2,
+    LJSSL_SHIM_VERSION = 3,
     LJSSL_VERIFY_CONTINUE = 1,
     LJSSL_VERIFY_IGNORE_PURPOSE = 2,
   },

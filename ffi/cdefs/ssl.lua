@@ -131,6 +131,13 @@ int SSL_get_ex_data_X509_STORE_CTX_idx(void);
 const char *SSL_alert_desc_string_long(int value);
 const char *SSL_state_string_long(const SSL *s);
 struct stack_st_SSL_CIPHER *SSL_get1_supported_ciphers(SSL *s);
+X509 *SSL_CTX_get0_certificate(const SSL_CTX *ctx);
+int SSL_SESSION_is_resumable(const SSL_SESSION *s);
+SSL_SESSION *PEM_read_bio_SSL_SESSION(BIO *out, SSL_SESSION **x, pem_password_cb *cb, void *u);
+int PEM_write_bio_SSL_SESSION(BIO *out, const SSL_SESSION *x);
+int SSL_set_rfd(SSL *s, int fd);
+int SSL_set_wfd(SSL *s, int fd);
+X509 *SSL_get0_peer_certificate(const SSL *s);
 int SSL_renegotiate(SSL *s);
 int SSL_key_update(SSL *s, int updatetype);
 int SSL_verify_client_post_handshake(SSL *s);
@@ -143,7 +150,7 @@ struct evp_pkey_st *SSL_get_privatekey(const SSL *ssl);
 return {
   lib = "ssl",
   -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
-  macros = { "SSL_CTX_set_mode", "SSL_CTX_clear_mode", "SSL_CTX_get_mode", "SSL_CTX_set_min_proto_version", "SSL_CTX_set_max_proto_version", "SSL_CTX_get_min_proto_version", "SSL_CTX_get_max_proto_version", "SSL_CTX_set_session_cache_mode", "SSL_CTX_set1_groups_list", "SSL_CTX_set_dh_auto", "SSL_CTX_set_tlsext_servername_callback", "SSL_CTX_set_tlsext_servername_arg", "SSL_CTX_add_extra_chain_cert", "SSL_CTX_get0_chain_certs", "SSL_CTX_get_extra_chain_certs", "SSL_CTX_get_ex_new_index", "SSL_set_mode", "SSL_clear_mode", "SSL_get_mode", "SSL_get0_chain_certs", "SSL_set_tlsext_host_name", "SSL_get_ex_new_index" },
+  macros = { "SSL_CTX_set_mode", "SSL_CTX_clear_mode", "SSL_CTX_get_mode", "SSL_CTX_set_min_proto_version", "SSL_CTX_set_max_proto_version", "SSL_CTX_get_min_proto_version", "SSL_CTX_get_max_proto_version", "SSL_CTX_set_session_cache_mode", "SSL_CTX_set1_groups_list", "SSL_CTX_set_dh_auto", "SSL_CTX_set_tlsext_servername_callback", "SSL_CTX_set_tlsext_servername_arg", "SSL_CTX_add_extra_chain_cert", "SSL_CTX_get0_chain_certs", "SSL_CTX_get_extra_chain_certs", "SSL_CTX_get_ex_new_index", "SSL_set_mode", "SSL_clear_mode", "SSL_get_mode", "SSL_get0_chain_certs", "SSL_set_tlsext_host_name", "SSL_get_ex_new_index", "SSL_CTX_set_tlsext_ticket_keys", "SSL_CTX_add0_chain_cert", "SSL_CTX_clear_chain_certs" },
   const = {
     DANE_FLAG_NO_DANE_EE_NAMECHECKS = 1,
     OPENSSL_NPN_NEGOTIATED = 1,

@@ -30,6 +30,7 @@ struct ssl_method_st;
 struct ssl_session_st;
 struct ssl_st;
 struct stack_st;
+struct stat;
 struct timespec;
 struct tm;
 struct x509_st;
@@ -40,10 +41,21 @@ struct stack_st_X509;
 struct stack_st_X509_EXTENSION;
 struct stack_st_GENERAL_NAME;
 struct stack_st_SSL_CIPHER;
+typedef unsigned long int __dev_t;
+typedef unsigned int __uid_t;
+typedef unsigned int __gid_t;
+typedef unsigned long int __ino_t;
+typedef unsigned int __mode_t;
+typedef unsigned long int __nlink_t;
+typedef long int __off_t;
 typedef long int __time_t;
 typedef int __clockid_t;
+typedef long int __blksize_t;
+typedef long int __blkcnt_t;
+typedef long int __ssize_t;
 typedef long int __syscall_slong_t;
 typedef unsigned int __socklen_t;
+typedef __ssize_t ssize_t;
 typedef __clockid_t clockid_t;
 typedef __time_t time_t;
 typedef struct stack_st OPENSSL_STACK;
@@ -97,6 +109,7 @@ typedef __socklen_t socklen_t;
 ffi.cdef [[
 struct pollfd { int fd; short int events; short int revents; };
 struct timespec { __time_t tv_sec; __syscall_slong_t tv_nsec; };
+struct stat { __dev_t st_dev; __ino_t st_ino; __nlink_t st_nlink; __mode_t st_mode; __uid_t st_uid; __gid_t st_gid; int __pad0; __dev_t st_rdev; __off_t st_size; __blksize_t st_blksize; __blkcnt_t st_blocks; struct timespec st_atim; struct timespec st_mtim; struct timespec st_ctim; __syscall_slong_t __glibc_reserved[3]; };
 ]]
 
 return true

@@ -12,7 +12,7 @@ local url = require "socket.url"
 local mime = require "mime"
 local ssl = require "ssl"
 local core = require "ssl.core"
-local ip_literal = require("ssl.engine.session").ip_literal
+local ip_literal = require("ssl.engine.names").ip_literal
 
 local try = socket.try
 

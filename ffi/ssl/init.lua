@@ -9,7 +9,7 @@ local config = require "ssl.config"
 local lib = require "ssl.lib"
 local trust = require "ssl.engine.trust"
 local args = require "ssl.engine.args"
-local ip_literal = require("ssl.engine.session").ip_literal
+local ip_literal = require("ssl.engine.names").ip_literal
 
 local unpack = table.unpack or unpack
 

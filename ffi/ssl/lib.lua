@@ -230,6 +230,20 @@ function lib.SSL_CTX_add_extra_chain_cert(ctx, x509)
   return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_EXTRA_CHAIN_CERT, 0, x509)
 end
 
+-- Takes ownership of x509 on success (disarm its finalizer first).
+function lib.SSL_CTX_add0_chain_cert(ctx, x509)
+  return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_CHAIN_CERT, 0, x509)
+end
+
+function lib.SSL_CTX_clear_chain_certs(ctx)
+  return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_CHAIN, 0, nil)
+end
+
+-- keys: 80 bytes (16 name, 32 HMAC key, 32 AES key); copied by OpenSSL.
+function lib.SSL_CTX_set_tlsext_ticket_keys(ctx, keys, len)
+  return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_SET_TLSEXT_TICKET_KEYS, len, ffi_cast(void_ptr, keys))
+end
+
 function lib.SSL_CTX_get_extra_chain_certs(ctx, pp)
   return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_GET_EXTRA_CHAIN_CERTS, 0, pp)
 end

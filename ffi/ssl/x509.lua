@@ -333,7 +333,7 @@ local CHECK_FLAGS = {
 }
 x509.CHECK_FLAGS = CHECK_FLAGS
 
-local ip_literal = require("ssl.engine.session").ip_literal
+local names = require "ssl.engine.names"
 
 -- True when the certificate is valid for `hostname` (a DNS name or an IP
 -- literal), by OpenSSL's rules: SANs first, the subject CN only when there is
@@ -353,18 +353,7 @@ function x509.checkhost(cert, hostname, ...)
     end
     flags = bit.bor(flags, f)
   end
-  -- "example.org." names the same host as "example.org"
-  hostname = hostname:gsub("([^.])%.$", "%1")
-  if hostname == "" then return false end
-  local ip = ip_literal(hostname)
-  local rc
-  if ip then
-    rc = crypto.X509_check_ip_asc(p, ip, 0)
-  else
-    rc = crypto.X509_check_host(p, hostname, #hostname, flags, nil)
-  end
-  lib.clear_errors()
-  return rc == 1
+  return names.check(p, hostname, flags)
 end
 
 -- Seed 004's ssl.checkhostname(cert, hostname), with OpenSSL's default rules.

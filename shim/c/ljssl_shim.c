@@ -227,15 +227,16 @@ int ljssl_ssl_add_sni(SSL *ssl, const char *name, SSL_CTX *target)
 {
     struct ssl_data *d = ssl_data(ssl, 1);
     struct sni_entry *grown;
-    char *copy;
-    if (d == NULL || name == NULL || target == NULL)
+    char *copy = NULL;
+    if (d == NULL || target == NULL)
         return 0;
     grown = OPENSSL_realloc(d->sni, sizeof *grown * (size_t)(d->sni_count + 1));
     if (grown == NULL)
         return 0;
     d->sni = grown;
-    copy = OPENSSL_strdup(name);
-    if (copy == NULL || !SSL_CTX_up_ref(target)) {
+    if (name != NULL && (copy = OPENSSL_strdup(name)) == NULL)
+        return 0;
+    if (!SSL_CTX_up_ref(target)) {
         OPENSSL_free(copy);
         return 0;
     }
@@ -262,7 +263,15 @@ int ljssl_sni_cb(SSL *ssl, int *alert, void *arg)
     if (name == NULL || d == NULL)
         return SSL_TLSEXT_ERR_NOACK;
     for (int i = 0; i < d->sni_count; i++) {
-        if (strcmp(d->sni[i].name, name) == 0) {
+        X509 *cert;
+        int match;
+        if (d->sni[i].name != NULL) {
+            match = strcmp(d->sni[i].name, name) == 0;
+        } else {
+            cert = SSL_CTX_get0_certificate(d->sni[i].ctx);
+            match = cert != NULL && X509_check_host(cert, name, 0, 0, NULL) == 1;
+        }
+        if (match) {
             SSL_set_SSL_CTX(ssl, d->sni[i].ctx);
             return SSL_TLSEXT_ERR_OK;
         }

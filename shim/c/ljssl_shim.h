@@ -14,7 +14,7 @@
 #include <openssl/ssl.h>
 
 /* Interface version; bumped whenever a function is added or changed. */
-#define LJSSL_SHIM_VERSION 2
+#define LJSSL_SHIM_VERSION 3
 
 /* Verification flags of a context (LuaSec's verifyext names). */
 #define LJSSL_VERIFY_CONTINUE 1       /* lsec_continue: record errors, go on */
@@ -46,8 +46,10 @@ int ljssl_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *out
                          const unsigned char *in, unsigned int inlen, void *arg);
 
 /* SNI on a server connection: host name -> SSL_CTX (up-referenced until the
- * SSL is freed).  ljssl_sni_cb goes to the servername callback of the
- * connection's SSL_CTX.  No name from the client: NOACK.  No match: a fatal
+ * SSL is freed).  A NULL name matches any name the target context's
+ * certificate is valid for (X509_check_host), as libtls's extra keypairs do;
+ * entries are tried in order.  ljssl_sni_cb goes to the servername callback of
+ * the connection's SSL_CTX.  No name from the client: NOACK.  No match: a fatal
  * unrecognized_name alert when strict, else the connection keeps its context. */
 int ljssl_ssl_add_sni(SSL *ssl, const char *name, SSL_CTX *target);
 int ljssl_ssl_set_sni_strict(SSL *ssl, int strict);

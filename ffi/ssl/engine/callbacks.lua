@@ -233,6 +233,15 @@ local function lua_sni(ssl, alert)
   local s = state_of(ssl_state, ssl)
   if name == nil or not s or not s.sni then return K.SSL_TLSEXT_ERR_NOACK end
   local target = s.sni[ffi_string(name)]
+  if not target then
+    for _, ctx in ipairs(s.sni_by_cert or {}) do
+      local cert = C.SSL_CTX_get0_certificate(ctx)
+      if cert ~= nil and crypto.X509_check_host(cert, name, 0, 0, nil) == 1 then
+        target = ctx
+        break
+      end
+    end
+  end
   if target then
     C.SSL_set_SSL_CTX(ssl, target)
     return K.SSL_TLSEXT_ERR_OK
@@ -249,12 +258,17 @@ local sni_callback = lazy_callback("int (*)(SSL *, int *, void *)", function(ssl
 end)
 
 -- Maps host names to contexts for one server connection.  `map` is
--- { [name] = SSL_CTX* }; the caller keeps the contexts alive for the
--- connection's life (the shim also up-references them).
-function cb.set_sni(ssl, ctxs, map, strict)
+-- { [name] = SSL_CTX* }; `by_cert` (optional) lists contexts chosen when their
+-- certificate is valid for the name asked, tried in order after the map.  The
+-- caller keeps the contexts alive for the connection's life (the shim also
+-- up-references them).
+function cb.set_sni(ssl, ctxs, map, strict, by_cert)
   if shim then
     for name, target in pairs(map) do
       if shim.ljssl_ssl_add_sni(ssl, name, target) ~= 1 then return nil, "out of memory" end
+    end
+    for _, target in ipairs(by_cert or {}) do
+      if shim.ljssl_ssl_add_sni(ssl, nil, target) ~= 1 then return nil, "out of memory" end
     end
     shim.ljssl_ssl_set_sni_strict(ssl, strict and 1 or 0)
     for _, ctx in ipairs(ctxs) do
@@ -262,7 +276,7 @@ function cb.set_sni(ssl, ctxs, map, strict)
     end
   else
     local s = state_of(ssl_state, ssl, true)
-    s.sni, s.sni_strict = map, strict and true or false
+    s.sni, s.sni_strict, s.sni_by_cert = map, strict and true or false, by_cert
     local fn = sni_callback()
     for _, ctx in ipairs(ctxs) do lib.SSL_CTX_set_tlsext_servername_callback(ctx, fn) end
   end

@@ -118,6 +118,97 @@ function Context:use_certificate_chain_file(path)
   return true
 end
 
+-- Reads PEM objects of one kind from a string: read(bio) returns the next
+-- object or NULL; each is passed to take(obj), which owns it.  Stops at the end
+-- (PEM "no start line").  Returns the number read, or nil and a reason.
+local function each_pem(pem, read, take)
+  lib.clear_errors()
+  local bio = crypto.BIO_new_mem_buf(pem, #pem)
+  if bio == nil then return nil, reason() end
+  local n = 0
+  while true do
+    local obj = read(bio)
+    if obj == nil then break end
+    local ok, err = take(obj)
+    if not ok then crypto.BIO_free(bio); return nil, err end
+    n = n + 1
+  end
+  crypto.BIO_free(bio)
+  local code = tonumber(crypto.ERR_peek_last_error())
+  if code ~= 0 and not (lib.ERR_GET_LIB(code) == K.ERR_LIB_PEM
+                        and lib.ERR_GET_REASON(code) == K.PEM_R_NO_START_LINE) then
+    return nil, reason()
+  end
+  lib.clear_errors()
+  return n
+end
+
+-- A certificate chain from PEM: the first certificate is the context's, the
+-- rest its chain.  (What SSL_CTX_use_certificate_chain_file does, from memory.)
+function Context:use_certificate_chain_pem(pem)
+  local ctx = self.ptr
+  lib.clear_errors()
+  local bio = crypto.BIO_new_mem_buf(pem, #pem)
+  if bio == nil then return nil, reason() end
+  local leaf = crypto.PEM_read_bio_X509_AUX(bio, nil, nil, nil)
+  crypto.BIO_free(bio)
+  if leaf == nil then return nil, reason() end
+  local ok = C.SSL_CTX_use_certificate(ctx, leaf) == 1    -- takes its own reference
+  crypto.X509_free(leaf)
+  if not ok then return nil, reason() end
+  lib.SSL_CTX_clear_chain_certs(ctx)
+  local first = true
+  local n, err = each_pem(pem, function(b) return crypto.PEM_read_bio_X509(b, nil, nil, nil) end,
+    function(x)
+      if first then first = false; crypto.X509_free(x); return true end   -- the leaf again
+      if lib.SSL_CTX_add0_chain_cert(ctx, x) ~= 1 then crypto.X509_free(x); return nil, reason() end
+      return true
+    end)
+  if not n then return nil, err end
+  return true
+end
+
+-- Trusted certificates and CRLs from PEM, added to the context's store.
+function Context:add_trust_pem(pem)
+  local store = C.SSL_CTX_get_cert_store(self.ptr)
+  local certs, err = each_pem(pem, function(b) return crypto.PEM_read_bio_X509(b, nil, nil, nil) end,
+    function(x)
+      local ok = crypto.X509_STORE_add_cert(store, x) == 1
+      crypto.X509_free(x)
+      if not ok then return nil, reason() end
+      return true
+    end)
+  if not certs then return nil, err end
+  local crls
+  crls, err = self:add_crl_pem(pem)
+  if not crls then return nil, err end
+  return certs + crls
+end
+
+-- CRLs from PEM into the store; CRL checks for the whole chain are switched
+-- on when there were any.  Returns how many.
+function Context:add_crl_pem(pem)
+  local store = C.SSL_CTX_get_cert_store(self.ptr)
+  local n, err = each_pem(pem, function(b) return crypto.PEM_read_bio_X509_CRL(b, nil, nil, nil) end,
+    function(crl)
+      local ok = crypto.X509_STORE_add_crl(store, crl) == 1
+      crypto.X509_CRL_free(crl)
+      if not ok then return nil, reason() end
+      return true
+    end)
+  if not n then return nil, err end
+  if n > 0 then
+    crypto.X509_STORE_set_flags(store, bit.bor(K.X509_V_FLAG_CRL_CHECK, K.X509_V_FLAG_CRL_CHECK_ALL))
+  end
+  return n
+end
+
+-- X509_V_FLAG_* on the context's verification parameters.
+function Context:set_verify_param_flags(flags)
+  crypto.X509_VERIFY_PARAM_set_flags(C.SSL_CTX_get0_param(self.ptr), flags)
+  return true
+end
+
 function Context:check_private_key()
   lib.clear_errors()
   local ok = C.SSL_CTX_check_private_key(self.ptr) == 1
@@ -209,6 +300,42 @@ end
 
 function Context:set_mode(mode)
   lib.SSL_CTX_set_mode(self.ptr, mode)
+  return true
+end
+
+function Context:clear_mode(mode)
+  lib.SSL_CTX_clear_mode(self.ptr, mode)
+  return true
+end
+
+function Context:clear_options(options)
+  C.SSL_CTX_clear_options(self.ptr, options)
+  return true
+end
+
+-- Session lifetime in seconds, and the context id sessions are bound to.
+function Context:set_session_timeout(seconds)
+  C.SSL_CTX_set_timeout(self.ptr, seconds)
+  return true
+end
+
+function Context:set_session_id_context(id)
+  lib.clear_errors()
+  if C.SSL_CTX_set_session_id_context(self.ptr, id, #id) ~= 1 then return nil, reason() end
+  return true
+end
+
+-- A fixed session-ticket key (80 bytes: name 16, HMAC 32, AES 32), so that
+-- several processes can resume each other's sessions.
+function Context:set_ticket_keys(keys)
+  lib.clear_errors()
+  if lib.SSL_CTX_set_tlsext_ticket_keys(self.ptr, keys, #keys) ~= 1 then return nil, reason() end
+  return true
+end
+
+-- DH parameters chosen by OpenSSL: 1 = auto (by key size), 2 = legacy 1024-bit.
+function Context:set_dh_auto(mode)
+  lib.SSL_CTX_set_dh_auto(self.ptr, mode)
   return true
 end
 

@@ -23,6 +23,7 @@ local ffi = require "ffi"
 local bit = require "bit"
 local lib = require "ssl.lib"
 local cb = require "ssl.engine.callbacks"
+local names = require "ssl.engine.names"
 
 local C, crypto, K = lib.ssl, lib.crypto, lib.K
 local ffi_errno = ffi.errno
@@ -99,6 +100,16 @@ function Session:set_fd(fd)
   return true
 end
 
+-- Separate descriptors for reading and writing (a pipe pair, say).
+function Session:set_fds(rfd, wfd)
+  lib.clear_errors()
+  if C.SSL_set_rfd(self.ptr, rfd) ~= 1 or C.SSL_set_wfd(self.ptr, wfd) ~= 1 then
+    return nil, (select(2, lib.pop_error()))
+  end
+  self.fd = rfd
+  return true
+end
+
 -- Memory transport: OpenSSL reads ciphertext from `rbio` (filled by feed) and
 -- writes it to `wbio` (emptied by drain).  Both are owned by the SSL.
 function Session:use_memory()
@@ -136,24 +147,15 @@ function Session:outgoing()
   return lib.BIO_pending(self.wbio)
 end
 
--- An IP literal (v4, or v6 with or without brackets), returned bare; or nil
--- for a host name.
-function session.ip_literal(name)
-  if name:match("^%d+%.%d+%.%d+%.%d+$") then return name end
-  local bare = name:match("^%[(.*)%]$") or name
-  if bare:find(":", 1, true) and bare:match("^[%x:%.]+$") then return bare end
-  return nil
-end
-
 -- Makes the handshake verify that the peer's certificate is valid for `name`
 -- (a DNS name or an IP literal) by OpenSSL's rules.  A mismatch fails
 -- verification with "hostname mismatch" (X509_V_ERR_HOSTNAME_MISMATCH or
 -- X509_V_ERR_IP_ADDRESS_MISMATCH).
 function Session:set_host(name)
-  name = name:gsub("([^.])%.$", "%1")      -- a trailing dot names the same host
+  name = names.strip_dot(name)
   lib.clear_errors()
   local ok
-  local ip = session.ip_literal(name)
+  local ip = names.ip_literal(name)
   if ip then
     ok = crypto.X509_VERIFY_PARAM_set1_ip_asc(C.SSL_get0_param(self.ptr), ip) == 1
   else

@@ -1,0 +1,651 @@
+-- libtls — the lua-libtls API with libtls semantics, on ljssl's engine.
+--
+--   local tls = require "libtls"
+--   local config = require "libtls.config"
+--
+-- Contexts are "client", "server" (builds its SSL_CTX at libtls.server) and
+-- "server connection" (from accept_*).  Return conventions and error strings
+-- follow lua-libtls 3.5 over libretls; deliberate differences are listed in
+-- docs/libtls.md.
+
+local ffi = require "ffi"
+local bit = require "bit"
+local lib = require "ssl.lib"
+local engine = require "ssl.engine.context"
+local session = require "ssl.engine.session"
+local names = require "ssl.engine.names"
+local cb = require "ssl.engine.callbacks"
+local object = require "ssl.engine.object"
+local config = require "libtls.config"
+local E = require "libtls.error"
+
+local C, crypto, K, libc = lib.ssl, lib.crypto, lib.K, lib.libc
+local ffi_string = ffi.string
+local WANT_READ, WANT_WRITE, DONE = session.WANT_READ, session.WANT_WRITE, session.DONE
+local CLOSED, EOF = session.CLOSED, session.EOF
+
+local tls = {
+  WANT_POLLIN = -2, WANT_POLLOUT = -3,
+  TLS_API = 20200120,
+  MAX_SESSION_ID_LENGTH = config.MAX_SESSION_ID_LENGTH,
+  TICKET_KEY_SIZE = config.TICKET_KEY_SIZE,
+  OCSP_CERT_GOOD = 0, OCSP_CERT_REVOKED = 1, OCSP_CERT_UNKNOWN = 2,
+  OCSP_RESPONSE_SUCCESSFUL = 0, OCSP_RESPONSE_MALFORMED = 1, OCSP_RESPONSE_INTERNALERROR = 2,
+  OCSP_RESPONSE_TRYLATER = 3, OCSP_RESPONSE_SIGREQUIRED = 4, OCSP_RESPONSE_UNAUTHORIZED = 5,
+  CRL_REASON_UNSPECIFIED = 0, CRL_REASON_KEY_COMPROMISE = 1, CRL_REASON_CA_COMPROMISE = 2,
+  CRL_REASON_AFFILIATION_CHANGED = 3, CRL_REASON_SUPERSEDED = 4,
+  CRL_REASON_CESSATION_OF_OPERATION = 5, CRL_REASON_CERTIFICATE_HOLD = 6,
+  CRL_REASON_REMOVE_FROM_CRL = 8, CRL_REASON_PRIVILEGE_WITHDRAWN = 9, CRL_REASON_AA_COMPROMISE = 10,
+  ERROR = E.ERROR,
+}
+for k, v in pairs(config.PROTOCOLS) do tls[k] = v end
+local WANT_POLLIN, WANT_POLLOUT = tls.WANT_POLLIN, tls.WANT_POLLOUT
+
+local BUFSIZ = 8192
+
+local class = object.class("libtls")
+local methods, check = class.methods, class.check
+
+-- Errors: the message is kept as the context's tls_error until the next call.
+local function fail(st, op, msg, level)
+  st.error = msg
+  return E.new(op, msg, (level or 2) + 1)
+end
+
+-- Building an SSL_CTX from a config ------------------------------------------------------
+
+local VERSIONS = {
+  { tls.TLS_v10, K.TLS1_VERSION, K.SSL_OP_NO_TLSv1 },
+  { tls.TLS_v11, K.TLS1_1_VERSION, K.SSL_OP_NO_TLSv1_1 },
+  { tls.TLS_v12, K.TLS1_2_VERSION, K.SSL_OP_NO_TLSv1_2 },
+  { tls.TLS_v13, K.TLS1_3_VERSION, K.SSL_OP_NO_TLSv1_3 },
+}
+
+local function use_keypair(e, kp)
+  if not kp or not kp.cert then return nil, "private/public key mismatch" end
+  if not e:use_certificate_chain_pem(kp.cert) then return nil, "failed to load certificate" end
+  if not kp.key or not e:use_key_pem(kp.key) then return nil, "failed to load private key" end
+  if not e:check_private_key() then return nil, "private/public key mismatch" end
+  return true
+end
+
+local function configure_verify(e, cfg, server)
+  if cfg.ca_mem then
+    if not e:add_trust_pem(cfg.ca_mem) then return nil, "failed to load CA" end
+  elseif cfg.ca_path then
+    if not e:load_verify_locations(nil, cfg.ca_path) then return nil, "failed to set CA path" end
+  elseif not e:set_default_verify_paths() then
+    return nil, "failed to load default CA paths"
+  end
+  if cfg.crl_mem and not e:add_crl_pem(cfg.crl_mem) then return nil, "failed to load CRL" end
+  e:set_verify_depth(cfg.verify_depth)
+  if server then
+    local mode = K.SSL_VERIFY_PEER
+    if cfg.verify_client == 1 then mode = bit.bor(mode, K.SSL_VERIFY_FAIL_IF_NO_PEER_CERT) end
+    e:set_verify(mode)
+    if not cfg.verify_cert then e:set_verify_ext(cb.VERIFY_CONTINUE, 0) end
+  else
+    e:set_verify(cfg.verify_cert and K.SSL_VERIFY_PEER or K.SSL_VERIFY_NONE)
+  end
+  return true
+end
+
+-- A 80-byte OpenSSL ticket key from libtls's newest key (32 AES + 16 HMAC):
+-- name = htonl(rev) in 16 bytes.
+local function ticket_keys(key)
+  local rev = key.rev
+  local name = string.char(bit.band(bit.rshift(rev, 24), 255), bit.band(bit.rshift(rev, 16), 255),
+                           bit.band(bit.rshift(rev, 8), 255), bit.band(rev, 255)) .. ("\0"):rep(12)
+  local aes, hmac = key.key:sub(1, 32), key.key:sub(33, 48)
+  return name .. hmac .. ("\0"):rep(16) .. aes
+end
+
+-- The engine context for `cfg` (the config's state) as a client or a server,
+-- using keypair `kp` for a server.  Returns it, or nil and libtls's message.
+local function build(cfg, server, kp)
+  local e = engine.new(server and "server" or "client")
+  if not e then return nil, "ssl context failure" end
+  local min, max, no = nil, nil, 0ULL
+  for _, v in ipairs(VERSIONS) do
+    if bit.band(cfg.protocols, v[1]) ~= 0 then
+      min = min or v[2]
+      max = v[2]
+    else
+      no = bit.bor(no, v[3])
+    end
+  end
+  e:set_protocols(min or 0, max or 0)
+  e:set_options(no)
+  e:clear_mode(K.SSL_MODE_AUTO_RETRY)
+  e:set_session_cache_mode(K.SSL_SESS_CACHE_OFF)
+  e:set_options(K.SSL_OP_NO_TICKET)
+  if not e:set_cipher_list(cfg.ciphers) then return nil, "failed to set ciphers" end
+  if cfg.ecdhecurves and not e:set_groups(cfg.ecdhecurves) then return nil, "failed to set ecdhe curves" end
+  if not cfg.verify_time then e:set_verify_param_flags(K.X509_V_FLAG_NO_CHECK_TIME) end
+  local ok, err
+  if server then
+    ok, err = use_keypair(e, kp)
+    if not ok then return nil, err end
+    if cfg.alpn then e:set_alpn_select(cfg.alpn) end
+    if cfg.prefer_server then e:set_options(K.SSL_OP_CIPHER_SERVER_PREFERENCE) end
+    if cfg.dheparams == -1 then e:set_dh_auto(1)
+    elseif cfg.dheparams == 1024 then e:set_dh_auto(2) end
+    if cfg.verify_client ~= 0 then
+      ok, err = configure_verify(e, cfg, true)
+      if not ok then return nil, err end
+    end
+    if cfg.session_lifetime > 0 then
+      e:set_session_timeout(cfg.session_lifetime)
+      e:clear_options(K.SSL_OP_NO_TICKET)
+      if cfg.ticket_keys[1] and not e:set_ticket_keys(ticket_keys(cfg.ticket_keys[1])) then
+        return nil, "failed to set ticket keys"
+      end
+    end
+    if not e:set_session_id_context(cfg.session_id) then return nil, "failed to set session id context" end
+  else
+    if cfg.alpn and not e:set_alpn_protos(cfg.alpn) then return nil, "failed to set alpn" end
+    local k = cfg.keypairs[1]
+    if k and k.cert then
+      ok, err = use_keypair(e, k)
+      if not ok then return nil, err end
+    end
+    ok, err = configure_verify(e, cfg, false)
+    if not ok then return nil, err end
+    if cfg.session_fd ~= -1 then e:clear_options(K.SSL_OP_NO_TICKET) end
+  end
+  return e
+end
+
+-- Contexts -------------------------------------------------------------------------------
+
+local function new_context(kind, cfg_obj)
+  return class.new({ kind = kind, cfg = cfg_obj, fd = -1, owned = false, state = {},
+                     buf = ffi.new("uint8_t[?]", BUFSIZ) }, ffi.new("char[1]"))
+end
+
+-- A client's SSL_CTX is built at connect time, from the config as it is then.
+function tls.client(cfg)
+  config.check(cfg, "client")
+  return new_context("client", cfg)
+end
+
+function tls.server(cfg)
+  local cst = config.check(cfg, "server")
+  local ctx = new_context("server", cfg)
+  local st = class.state[ctx]
+  local e, err = build(cst, true, cst.keypairs[1])
+  if not e then return nil, fail(st, "server", err) end
+  st.engine = e
+  st.sni = {}
+  for i = 2, #cst.keypairs do
+    local extra
+    extra, err = build(cst, true, cst.keypairs[i])
+    if not extra then return nil, fail(st, "server", err) end
+    st.sni[#st.sni + 1] = extra
+  end
+  return ctx
+end
+
+-- Connecting -----------------------------------------------------------------------------
+
+local stat = ffi.new("struct stat[1]")
+
+-- Reads the client's saved session (PEM) from its session fd, if any.
+local function load_session(st, cst)
+  local fd = cst.session_fd
+  if fd == -1 then return end
+  if libc.fstat(fd, stat) ~= 0 or stat[0].st_size == 0 then return end
+  local size = tonumber(stat[0].st_size)
+  local buf = ffi.new("char[?]", size)
+  if libc.pread(fd, buf, size, 0) ~= size then return end
+  local bio = crypto.BIO_new_mem_buf(buf, size)
+  local sess = C.PEM_read_bio_SSL_SESSION(bio, nil, nil, nil)
+  crypto.BIO_free(bio)
+  if sess ~= nil then
+    C.SSL_set_session(st.s.ptr, sess)
+    C.SSL_SESSION_free(sess)
+  end
+  lib.clear_errors()
+end
+
+-- Writes the client's session to its session fd once it can be resumed (in TLS
+-- 1.3 that is after the server's ticket, which arrives after the handshake).
+local function save_session(st)
+  local cst = config.state[st.cfg]
+  if st.kind ~= "client" or cst.session_fd == -1 or st.session_saved then return end
+  local sess = C.SSL_get1_session(st.s.ptr)
+  if sess == nil then return end
+  if C.SSL_SESSION_is_resumable(sess) == 1 then
+    local bio = crypto.BIO_new(crypto.BIO_s_mem())
+    if C.PEM_write_bio_SSL_SESSION(bio, sess) == 1 then
+      local pp = ffi.new("char *[1]")
+      local n = tonumber(lib.BIO_get_mem_data(bio, pp))
+      if libc.ftruncate(cst.session_fd, 0) == 0 and libc.pwrite(cst.session_fd, pp[0], n, 0) == n then
+        st.session_saved = true
+      end
+    end
+    crypto.BIO_free(bio)
+  end
+  C.SSL_SESSION_free(sess)
+  lib.clear_errors()
+end
+
+function methods.connect_fds(ctx, fdr, fdw, servername)
+  local st = check(ctx, "connect_fds")
+  fdr, fdw = E.checkinteger(fdr, 2), E.checkinteger(fdw, 3)
+  servername = E.optstring(servername, 4)
+  st.error = nil
+  if st.kind ~= "client" then return false, fail(st, "connect_fds", "not a client context") end
+  if fdr < 0 or fdw < 0 then return false, fail(st, "connect_fds", "invalid file descriptors") end
+  local cst = config.state[st.cfg]
+  if servername then servername = names.strip_dot(servername) end
+  if cst.verify_name and not servername then
+    return false, fail(st, "connect_fds", "server name not specified")
+  end
+  local e, err = build(cst, false)
+  if not e then return false, fail(st, "connect_fds", err) end
+  local s = session.new(e, false)
+  if not s then return false, fail(st, "connect_fds", "ssl connection failure") end
+  s:set_fds(fdr, fdw)
+  st.engine, st.s, st.servername, st.fd = e, s, servername, fdr
+  st.state = { connected = true }
+  if servername and not names.ip_literal(servername) then
+    lib.SSL_set_tlsext_host_name(s.ptr, servername)
+  end
+  load_session(st, cst)
+  return true
+end
+
+function methods.connect_socket(ctx, fd, servername)
+  check(ctx, "connect_socket")
+  fd = E.checkinteger(fd, 2)
+  servername = E.optstring(servername, 3)
+  local ok, err = methods.connect_fds(ctx, fd, fd, servername)
+  if not ok then err.op = "connect_socket" end
+  return ok, err
+end
+
+-- "host", "host:port", "[v6]:port" -> host, port
+local function split_host(host, port)
+  if port then return host, port end
+  local h, p = host:match("^%[(.+)%]:([^:]+)$")
+  if h then return h, p end
+  h, p = host:match("^([^:]+):([^:]+)$")
+  return h, p
+end
+
+function methods.connect_servername(ctx, host, port, servername)
+  local st = check(ctx, "connect_servername")
+  host = E.checkstring(host, 2)
+  port = E.optstring(port, 3)
+  servername = E.optstring(servername, 4)
+  st.error = nil
+  if st.kind ~= "client" then return false, fail(st, "connect", "not a client context") end
+  local h, p = split_host(host, port)
+  if not h or not p then return false, fail(st, "connect", "no port provided") end
+  local socket = require "socket"
+  local tcp = h:find(":", 1, true) and socket.tcp6() or socket.tcp()
+  local ok, err = tcp:connect(h, tonumber(p) or p)
+  if not ok then
+    tcp:close()
+    return false, fail(st, "connect", "connect: " .. tostring(err))
+  end
+  local fd = tcp:getfd()
+  tcp:setfd(-1)
+  local ok2, err2 = methods.connect_fds(ctx, fd, fd, servername or h)
+  if not ok2 then
+    libc.close(fd)
+    err2.op = "connect"
+    return false, err2
+  end
+  st.owned = true
+  return true
+end
+
+function methods.connect(ctx, host, port)
+  check(ctx, "connect")
+  host = E.checkstring(host, 2)
+  port = E.optstring(port, 3)
+  local ok, err = methods.connect_servername(ctx, host, port, nil)
+  return ok, err
+end
+
+-- Accepting -------------------------------------------------------------------------------
+
+function methods.accept_fds(ctx, fdr, fdw)
+  local st = check(ctx, "accept_fds")
+  fdr, fdw = E.checkinteger(fdr, 2), E.checkinteger(fdw, 3)
+  st.error = nil
+  if st.kind ~= "server" then return nil, fail(st, "accept_fds", "not a server context") end
+  if fdr < 0 or fdw < 0 then return nil, fail(st, "accept_fds", "invalid file descriptors") end
+  local conn = new_context("server_conn", st.cfg)
+  local cs = class.state[conn]
+  local s = session.new(st.engine, true)
+  if not s then return nil, fail(st, "accept_fds", "ssl failure") end
+  s:set_fds(fdr, fdw)
+  if #st.sni > 0 then
+    local all, ptrs = { st.engine.ptr }, {}
+    for _, e in ipairs(st.sni) do all[#all + 1] = e.ptr; ptrs[#ptrs + 1] = e.ptr end
+    cb.set_sni(s.ptr, all, {}, false, ptrs)
+  end
+  cs.engine, cs.s, cs.fd, cs.server_ctx = st.engine, s, fdr, ctx
+  cs.state = { connected = true }
+  return conn
+end
+
+function methods.accept_socket(ctx, fd)
+  check(ctx, "accept_socket")
+  fd = E.checkinteger(fd, 2)
+  local conn, err = methods.accept_fds(ctx, fd, fd)
+  if not conn then err.op = "accept_socket" end
+  return conn, err
+end
+
+-- The connection ----------------------------------------------------------------------------
+
+-- libtls's handshake step: true, or nil and WANT_POLLIN/OUT, or false and a message.
+local function step_handshake(st, op)
+  local s = st.s
+  if st.state.handshake_done then return true end
+  local status, msg, _, line = s:handshake()
+  if status == DONE then
+    st.state.handshake_done = true
+    st.state.need_shutdown = true
+    local cst = config.state[st.cfg]
+    if st.kind == "client" and cst.verify_name then
+      local peer = C.SSL_get0_peer_certificate(s.ptr)
+      if peer == nil or not names.check(peer, st.servername) then
+        return false, ("name `%s' not present in server certificate"):format(st.servername)
+      end
+    end
+    save_session(st)
+    return true
+  end
+  if status == WANT_READ then return nil, WANT_POLLIN end
+  if status == WANT_WRITE then return nil, WANT_POLLOUT end
+  if msg == "certificate verify failed" then
+    local result = tonumber(C.SSL_get_verify_result(s.ptr))
+    return false, "certificate verification failed: " ..
+      ffi_string(crypto.X509_verify_cert_error_string(result))
+  end
+  if status == EOF and not line then return false, op .. " failed: unexpected EOF" end
+  return false, op .. " failed: " .. (line or msg or "unknown error")
+end
+
+local function operable(st, op)
+  if st.kind == "server" then return fail(st, op, "invalid operation for context") end
+  if not st.state.connected or not st.s then return fail(st, op, "context not connected") end
+  return nil
+end
+
+function methods.handshake(ctx)
+  local st = check(ctx, "handshake")
+  st.error = nil
+  local err = operable(st, "handshake")
+  if err then return false, err end
+  if st.state.handshake_done then return false, fail(st, "handshake", "handshake already completed") end
+  local ok, detail = step_handshake(st, "handshake")
+  if ok then return true end
+  if ok == nil then return false, nil, detail end
+  return false, fail(st, "handshake", detail)
+end
+
+function methods.read(ctx, bufsize)
+  local st = check(ctx, "read")
+  bufsize = E.optinteger(bufsize, 2, BUFSIZ)
+  if bufsize < 0 then bufsize = BUFSIZ end
+  st.error = nil
+  local err = operable(st, "read")
+  if err then return nil, err end
+  local ok, detail = step_handshake(st, "handshake")
+  if ok == nil then return nil, nil, true, detail end
+  if not ok then return nil, fail(st, "read", detail) end
+  local buf = st.buf
+  if bufsize > BUFSIZ then buf = ffi.new("uint8_t[?]", bufsize) end
+  local n, msg, _, line = st.s:read(buf, bufsize)
+  if n > 0 then
+    save_session(st)
+    return ffi_string(buf, n)
+  end
+  if n == WANT_READ then save_session(st); return nil, nil, true, WANT_POLLIN end
+  if n == WANT_WRITE then return nil, nil, true, WANT_POLLOUT end
+  if n == CLOSED then return end
+  if n == EOF then
+    -- libtls's documented semantics (OpenSSL 3's libretls reports an error):
+    -- EOF without close_notify reads as end of stream; close() reports it
+    st.state.eof_no_close_notify = true
+    return
+  end
+  return nil, fail(st, "read", "read failed: " .. (line or msg))
+end
+
+function methods.write(ctx, data)
+  local st = check(ctx, "write")
+  data = E.checkstring(data, 2)
+  st.error = nil
+  local err = operable(st, "write")
+  if err then return nil, err end
+  local ok, detail = step_handshake(st, "handshake")
+  if ok == nil then return 0, nil, true, detail end
+  if not ok then return nil, fail(st, "write", detail) end
+  if #data == 0 then return end
+  local n, msg, _, line = st.s:write(data, #data)
+  if n > 0 then
+    if n < #data then return n, nil, true, WANT_POLLOUT end
+    return n
+  end
+  if n == WANT_READ then return 0, nil, true, WANT_POLLIN end
+  if n == WANT_WRITE then return 0, nil, true, WANT_POLLOUT end
+  if n == CLOSED then return end
+  return nil, fail(st, "write", "write failed: " .. (line or msg))
+end
+
+local filebuf = ffi.new("uint8_t[?]", 16384)
+
+-- Sends `bytes` of a file (an fd or a Lua file) from `offset`, as reads and
+-- writes (kernel TLS is not used): len, err, again, want as write().
+function methods.sendfile(ctx, f, bytes, offset)
+  local st = check(ctx, "sendfile")
+  bytes = E.checkinteger(bytes, 3)
+  offset = E.optinteger(offset, 4, 0)
+  local chunk
+  if type(f) == "number" then
+    local n = tonumber(libc.pread(f, filebuf, math.min(bytes, 16384), offset))
+    if n < 0 then return nil, fail(st, "sendfile", ffi_string(libc.strerror(ffi.errno()))) end
+    chunk = ffi_string(filebuf, n)
+  elseif io.type(f) == "file" then
+    f:seek("set", offset)
+    chunk = f:read(math.min(bytes, 16384)) or ""
+  else
+    E.argerror(2, "integer or file expected, got " .. type(f))
+  end
+  if #chunk == 0 then return 0 end
+  local n, err, again, want = methods.write(ctx, chunk)
+  if n and n < bytes and not again then return n, nil, true, WANT_POLLOUT end
+  return n, err, again, want
+end
+
+function methods.close(ctx)
+  local st = check(ctx, "close")
+  st.error = nil
+  if st.kind == "server" then return true end
+  local result, err, want = true, nil, nil
+  local s = st.s
+  if s and st.state.need_shutdown and not s.broken then
+    local status, msg, _, line = s:shutdown()
+    if status == WANT_READ then return false, nil, WANT_POLLIN end
+    if status == WANT_WRITE then return false, nil, WANT_POLLOUT end
+    if status ~= DONE and status ~= 1 then
+      result, err = false, fail(st, "close", "shutdown failed: " .. (line or msg))
+    end
+    st.state.need_shutdown = false
+  end
+  if st.owned and st.fd >= 0 then
+    libc.shutdown(st.fd, K.SHUT_RDWR)
+    libc.close(st.fd)
+    st.fd, st.owned = -1, false
+  end
+  if result and st.state.eof_no_close_notify then
+    result, err = false, fail(st, "close", "EOF without close notify")
+  end
+  return result, err, want
+end
+
+function methods.reset(ctx)
+  local st = check(ctx, "reset")
+  if st.owned and st.fd >= 0 then libc.close(st.fd) end
+  if st.s then st.s:free() end
+  st.s, st.fd, st.owned, st.error, st.servername = nil, -1, false, nil, nil
+  st.state = {}
+  if st.kind ~= "server" then st.engine = nil end
+end
+
+-- Information --------------------------------------------------------------------------------
+
+local function done(st)
+  return st.s and st.s.ptr ~= nil and st.state.handshake_done
+end
+
+local function peer_cert(st)
+  if not done(st) then return nil end
+  local p = C.SSL_get0_peer_certificate(st.s.ptr)
+  if p == nil then return nil end
+  return p
+end
+
+function methods.peer_cert_provided(ctx)
+  return peer_cert(check(ctx, "peer_cert_provided")) ~= nil
+end
+
+function methods.peer_cert_contains_name(ctx, name)
+  local st = check(ctx, "peer_cert_contains_name")
+  name = E.checkstring(name, 2)
+  local p = peer_cert(st)
+  if not p then return false end
+  return names.check(p, name)
+end
+
+local md = ffi.new("unsigned char[64]")
+local mdlen = ffi.new("unsigned int[1]")
+
+function methods.peer_cert_hash(ctx)
+  local p = peer_cert(check(ctx, "peer_cert_hash"))
+  if not p then return end
+  if crypto.X509_digest(p, crypto.EVP_sha256(), md, mdlen) ~= 1 then return end
+  return "SHA256:" .. ffi_string(md, mdlen[0]):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+end
+
+local function oneline(name)
+  local text = crypto.X509_NAME_oneline(name, nil, 0)
+  if text == nil then return end
+  local out = ffi_string(text)
+  lib.OPENSSL_free(text)
+  return out
+end
+
+function methods.peer_cert_subject(ctx)
+  local p = peer_cert(check(ctx, "peer_cert_subject"))
+  if not p then return end
+  return oneline(crypto.X509_get_subject_name(p))
+end
+
+function methods.peer_cert_issuer(ctx)
+  local p = peer_cert(check(ctx, "peer_cert_issuer"))
+  if not p then return end
+  return oneline(crypto.X509_get_issuer_name(p))
+end
+
+local epoch_time
+local pday, psec = ffi.new("int[1]"), ffi.new("int[1]")
+local function epoch(t)
+  epoch_time = epoch_time or ffi.gc(crypto.ASN1_TIME_set(nil, 0), crypto.ASN1_TIME_free)
+  if crypto.ASN1_TIME_diff(pday, psec, epoch_time, t) ~= 1 then return -1 end
+  return pday[0] * 86400 + psec[0]
+end
+
+function methods.peer_cert_notbefore(ctx)
+  local p = peer_cert(check(ctx, "peer_cert_notbefore"))
+  if not p then return -1 end
+  return epoch(crypto.X509_get0_notBefore(p))
+end
+
+function methods.peer_cert_notafter(ctx)
+  local p = peer_cert(check(ctx, "peer_cert_notafter"))
+  if not p then return -1 end
+  return epoch(crypto.X509_get0_notAfter(p))
+end
+
+local function pem_of(x)
+  local bio = crypto.BIO_new(crypto.BIO_s_mem())
+  crypto.PEM_write_bio_X509(bio, x)
+  local pp = ffi.new("char *[1]")
+  local n = tonumber(lib.BIO_get_mem_data(bio, pp))
+  local out = ffi_string(pp[0], n)
+  crypto.BIO_free(bio)
+  return out
+end
+
+-- The peer's leaf, then the chain it sent without the leaf.
+function methods.peer_cert_chain_pem(ctx)
+  local st = check(ctx, "peer_cert_chain_pem")
+  local p = peer_cert(st)
+  if not p then return nil, fail(st, "peer_cert_chain_pem", "no peer certificate") end
+  local parts = { pem_of(p) }
+  local chain = C.SSL_get_peer_cert_chain(st.s.ptr)
+  for i = 0, lib.sk_X509_num(chain) - 1 do
+    local x = lib.sk_X509_value(chain, i)
+    if crypto.X509_cmp(x, p) ~= 0 then parts[#parts + 1] = pem_of(x) end
+  end
+  return table.concat(parts)
+end
+
+function methods.conn_version(ctx)
+  local st = check(ctx, "conn_version")
+  if not done(st) then return end
+  return ffi_string(C.SSL_get_version(st.s.ptr))
+end
+
+function methods.conn_cipher(ctx)
+  local st = check(ctx, "conn_cipher")
+  if not done(st) then return end
+  local c = C.SSL_get_current_cipher(st.s.ptr)
+  return c ~= nil and ffi_string(C.SSL_CIPHER_get_name(c)) or nil
+end
+
+function methods.conn_cipher_strength(ctx)
+  local st = check(ctx, "conn_cipher_strength")
+  if not done(st) then return 0 end
+  local c = C.SSL_get_current_cipher(st.s.ptr)
+  return c ~= nil and C.SSL_CIPHER_get_bits(c, nil) or 0
+end
+
+local alpn_data = ffi.new("const unsigned char *[1]")
+local alpn_len = ffi.new("unsigned int[1]")
+
+function methods.conn_alpn_selected(ctx)
+  local st = check(ctx, "conn_alpn_selected")
+  if not done(st) then return end
+  C.SSL_get0_alpn_selected(st.s.ptr, alpn_data, alpn_len)
+  if alpn_data[0] == nil or alpn_len[0] == 0 then return end
+  return ffi_string(alpn_data[0], alpn_len[0])
+end
+
+function methods.conn_servername(ctx)
+  local st = check(ctx, "conn_servername")
+  if st.kind == "client" then return st.servername end
+  if not st.s or st.s.ptr == nil then return end
+  local name = C.SSL_get_servername(st.s.ptr, K.TLSEXT_NAMETYPE_host_name)
+  return name ~= nil and ffi_string(name) or nil
+end
+
+function methods.conn_session_resumed(ctx)
+  local st = check(ctx, "conn_session_resumed")
+  return done(st) and C.SSL_session_reused(st.s.ptr) == 1 or false
+end
+
+-- The context's last error message (tls_error), or nil.
+function methods.error(ctx)
+  return check(ctx, "error").error
+end
+
+return tls
