@@ -24,9 +24,11 @@ $(SHIM): shim/c/ljssl_shim.c shim/c/ljssl_shim.h
 # Regenerate the declarations from the installed headers.
 cdefs:
 	$(LUAJIT) tools/gen_cdefs --out ffi/cdefs
+	$(LUAJIT) tools/gen_cdefs --allow spec/oracle/libtls.allow --out spec/oracle/cdefs
 
 check-cdefs: $(SHIM)
 	$(LUAJIT) tools/check_cdefs --shim $(SHIM)
+	$(LUAJIT) tools/check_cdefs --allow spec/oracle/libtls.allow --cdefs spec/oracle/cdefs
 
 spec/c/check_shim: spec/c/check_shim.c $(SHIM)
 	$(CC) $(CFLAGS) -Ishim/c $$(pkg-config --cflags check) -o $@ spec/c/check_shim.c \
