@@ -324,8 +324,9 @@ function methods.set_ecdhecurve(cfg, name)
   end
   if name == "none" or name == "auto" then name = "default" end
   local ok, err = methods.set_ecdhecurves(cfg, name)
-  if not ok then err.op = "config.set_ecdhecurve" end
-  return ok, err
+  if ok then return true end
+  err.op = "config.set_ecdhecurve"
+  return false, err
 end
 
 -- All integer arguments are ORed (nil counts as 0), as lua-libtls.

@@ -469,7 +469,7 @@ function methods.close(ctx)
   local st = check(ctx, "close")
   st.error = nil
   if st.kind == "server" then return true end
-  local result, err, want = true, nil, nil
+  local result, err = true, nil
   local s = st.s
   if s and st.state.need_shutdown and not s.broken then
     local status, msg, _, line = s:shutdown()
@@ -488,7 +488,8 @@ function methods.close(ctx)
   if result and st.state.eof_no_close_notify then
     result, err = false, fail(st, "close", "EOF without close notify")
   end
-  return result, err, want
+  if result then return true end
+  return false, err
 end
 
 function methods.reset(ctx)
