@@ -23,6 +23,8 @@ int ftruncate (int __fd, __off_t __length);
 int shutdown (int __fd, int __how);
 ssize_t read (int __fd, void *__buf, size_t __nbytes);
 ssize_t write (int __fd, const void *__buf, size_t __n);
+int socketpair (int __domain, int __type, int __protocol, int __fds[2]);
+int pipe (int __pipedes[2]);
 ]]
 
 return {
@@ -32,6 +34,7 @@ return {
   const = {
     AF_INET = 2,
     AF_INET6 = 10,
+    AF_UNIX = 1,
     CLOCK_MONOTONIC = 1,
     EACCES = 13,
     EADDRINUSE = 98,
@@ -60,6 +63,7 @@ return {
     SIG_DFL = 0,
     SIG_ERR = -1,
     SIG_IGN = 1,
+    SOCK_STREAM = 1,
     S_IFMT = 61440,
     S_IFREG = 32768,
   },

@@ -18,6 +18,8 @@ int ljssl_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *out
 int ljssl_ssl_add_sni(SSL *ssl, const char *name, SSL_CTX *target);
 int ljssl_ssl_set_sni_strict(SSL *ssl, int strict);
 int ljssl_sni_cb(SSL *ssl, int *alert, void *arg);
+int ljssl_ctx_set_ocsp_staple(SSL_CTX *ctx, const unsigned char *der, unsigned int len);
+int ljssl_ocsp_staple_cb(SSL *ssl, void *arg);
 ]]
 
 return {
@@ -26,7 +28,7 @@ return {
   macros = {},
   const = {
     LJSSL_MAX_VERIFY_ERRORS = 64,
-    LJSSL_SHIM_VERSION = 3,
+    LJSSL_SHIM_VERSION = 4,
     LJSSL_VERIFY_CONTINUE = 1,
     LJSSL_VERIFY_IGNORE_PURPOSE = 2,
   },

@@ -33,7 +33,7 @@ config.state = class.state
 
 local function fail(st, op, msg)
   st.error = msg
-  return false, E.new(op, msg, 2)
+  return false, E.new(op, msg)
 end
 
 local function readfile(path)

@@ -17,9 +17,19 @@ errmt.__tostring = function(e)
     e.where, e.func, e.op, e.message and (" (" .. e.message .. ")") or "")
 end
 
--- An error value for operation `op`; `level` names the caller to blame.
-function E.new(op, message, level)
-  local info = debug.getinfo((level or 2) + 1, "Sln") or {}
+-- The first frame outside the libtls face: the caller to blame.
+local function caller()
+  for level = 3, 20 do
+    local info = debug.getinfo(level, "Sln")
+    if not info then break end
+    if not (info.source or ""):find("/libtls/[%w_]+%.lua$") then return info end
+  end
+  return {}
+end
+
+-- An error value for operation `op`, blaming the code that called the face.
+function E.new(op, message)
+  local info = caller()
   local func = info.what == "main" and "main chunk"
     or info.name and ("function '" .. info.name .. "'")
     or ("function <%s:%d>"):format(info.short_src or "?", info.linedefined or 0)

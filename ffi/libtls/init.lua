@@ -15,8 +15,10 @@ local engine = require "ssl.engine.context"
 local session = require "ssl.engine.session"
 local names = require "ssl.engine.names"
 local cb = require "ssl.engine.callbacks"
+local fdlib = require "ssl.engine.fd"
 local object = require "ssl.engine.object"
 local config = require "libtls.config"
+local ocsp = require "libtls.ocsp"
 local E = require "libtls.error"
 
 local C, crypto, K, libc = lib.ssl, lib.crypto, lib.K, lib.libc
@@ -47,9 +49,9 @@ local class = object.class("libtls")
 local methods, check = class.methods, class.check
 
 -- Errors: the message is kept as the context's tls_error until the next call.
-local function fail(st, op, msg, level)
+local function fail(st, op, msg)
   st.error = msg
-  return E.new(op, msg, (level or 2) + 1)
+  return E.new(op, msg)
 end
 
 -- Building an SSL_CTX from a config ------------------------------------------------------
@@ -126,6 +128,7 @@ local function build(cfg, server, kp)
   if server then
     ok, err = use_keypair(e, kp)
     if not ok then return nil, err end
+    if kp.ocsp and #kp.ocsp > 0 then e:set_ocsp_staple(kp.ocsp) end
     if cfg.alpn then e:set_alpn_select(cfg.alpn) end
     if cfg.prefer_server then e:set_options(K.SSL_OP_CIPHER_SERVER_PREFERENCE) end
     if cfg.dheparams == -1 then e:set_dh_auto(1)
@@ -252,6 +255,7 @@ function methods.connect_fds(ctx, fdr, fdw, servername)
   if servername and not names.ip_literal(servername) then
     lib.SSL_set_tlsext_host_name(s.ptr, servername)
   end
+  lib.SSL_set_tlsext_status_type(s.ptr, K.TLSEXT_STATUSTYPE_ocsp)
   load_session(st, cst)
   return true
 end
@@ -292,6 +296,7 @@ function methods.connect_servername(ctx, host, port, servername)
   end
   local fd = tcp:getfd()
   tcp:setfd(-1)
+  fdlib.set_blocking(fd, true)           -- libtls's own sockets are blocking
   local ok2, err2 = methods.connect_fds(ctx, fd, fd, servername or h)
   if not ok2 then
     libc.close(fd)
@@ -343,6 +348,27 @@ end
 
 -- The connection ----------------------------------------------------------------------------
 
+local staple_out = ffi.new("unsigned char *[1]")
+
+-- A client's check of the server's stapled OCSP response, after the handshake
+-- (libtls does it from a callback during the handshake).  Without a staple the
+-- OCSP setup still runs, and its complaint is kept as the context's error.
+local function check_staple(st, cst)
+  local len = lib.SSL_get_tlsext_status_ocsp_resp(st.s.ptr, staple_out)
+  if len <= 0 then
+    if cst.ocsp_require_stapling then return false, "no stapled OCSP response provided" end
+    local err
+    st.ocsp, err = ocsp.setup(st.s.ptr)
+    if not st.ocsp then st.error = err end
+    return true
+  end
+  local err
+  st.ocsp, err = ocsp.setup(st.s.ptr)
+  if not st.ocsp then return false, err end
+  if not cst.verify_cert or not cst.verify_time then return true end
+  return ocsp.process(st.ocsp, ffi_string(staple_out[0], len), st.engine.ptr)
+end
+
 -- libtls's handshake step: true, or nil and WANT_POLLIN/OUT, or false and a message.
 local function step_handshake(st, op)
   local s = st.s
@@ -352,6 +378,15 @@ local function step_handshake(st, op)
     st.state.handshake_done = true
     st.state.need_shutdown = true
     local cst = config.state[st.cfg]
+    if st.kind == "client" then
+      local ok, err = check_staple(st, cst)
+      if not ok then return false, err end
+    else
+      -- as libtls: the peer's OCSP details are looked up on servers too
+      local err
+      st.ocsp, err = ocsp.setup(s.ptr)
+      if not st.ocsp then st.error = err end
+    end
     if st.kind == "client" and cst.verify_name then
       local peer = C.SSL_get0_peer_certificate(s.ptr)
       if peer == nil or not names.check(peer, st.servername) then
@@ -496,7 +531,7 @@ function methods.reset(ctx)
   local st = check(ctx, "reset")
   if st.owned and st.fd >= 0 then libc.close(st.fd) end
   if st.s then st.s:free() end
-  st.s, st.fd, st.owned, st.error, st.servername = nil, -1, false, nil, nil
+  st.s, st.fd, st.owned, st.error, st.servername, st.ocsp = nil, -1, false, nil, nil, nil
   st.state = {}
   if st.kind ~= "server" then st.engine = nil end
 end
@@ -556,13 +591,7 @@ function methods.peer_cert_issuer(ctx)
   return oneline(crypto.X509_get_issuer_name(p))
 end
 
-local epoch_time
-local pday, psec = ffi.new("int[1]"), ffi.new("int[1]")
-local function epoch(t)
-  epoch_time = epoch_time or ffi.gc(crypto.ASN1_TIME_set(nil, 0), crypto.ASN1_TIME_free)
-  if crypto.ASN1_TIME_diff(pday, psec, epoch_time, t) ~= 1 then return -1 end
-  return pday[0] * 86400 + psec[0]
-end
+local epoch = ocsp.epoch
 
 function methods.peer_cert_notbefore(ctx)
   local p = peer_cert(check(ctx, "peer_cert_notbefore"))
@@ -642,6 +671,56 @@ end
 function methods.conn_session_resumed(ctx)
   local st = check(ctx, "conn_session_resumed")
   return done(st) and C.SSL_session_reused(st.s.ptr) == 1 or false
+end
+
+-- OCSP ---------------------------------------------------------------------------------------
+
+-- A response fetched by the program, checked like a stapled one.
+function methods.ocsp_process_response(ctx, der)
+  local st = check(ctx, "ocsp_process_response")
+  der = E.checkstring(der, 2)
+  if not done(st) then return false, E.new("ocsp_process_response", nil) end
+  local err
+  if not st.ocsp then
+    st.ocsp, err = ocsp.setup(st.s.ptr)
+    if not st.ocsp then return false, fail(st, "ocsp_process_response", err) end
+  end
+  local ok
+  ok, err = ocsp.process(st.ocsp, der, st.engine.ptr)
+  if not ok then return false, fail(st, "ocsp_process_response", err) end
+  return true
+end
+
+local function ocsp_error(st, op)
+  return E.new(op, st.error)
+end
+
+function methods.peer_ocsp_url(ctx)
+  local st = check(ctx, "peer_ocsp_url")
+  if st.ocsp then return st.ocsp.url end
+  return nil, ocsp_error(st, "peer_ocsp_url")
+end
+
+function methods.peer_ocsp_result(ctx)
+  local st = check(ctx, "peer_ocsp_result")
+  local r = st.ocsp and st.ocsp.result
+  if r then return r.message end
+  return nil, ocsp_error(st, "peer_ocsp_result")
+end
+
+local OCSP_FIELDS = {
+  peer_ocsp_response_status = "response_status", peer_ocsp_cert_status = "cert_status",
+  peer_ocsp_crl_reason = "crl_reason", peer_ocsp_this_update = "this_update",
+  peer_ocsp_next_update = "next_update", peer_ocsp_revocation_time = "revocation_time",
+}
+for name, field in pairs(OCSP_FIELDS) do
+  methods[name] = function(ctx)
+    local st = check(ctx, name)
+    local r = st.ocsp and st.ocsp.result
+    local v = r and r[field] or -1
+    if v == -1 then return nil, ocsp_error(st, name) end
+    return v
+  end
 end
 
 -- The context's last error message (tls_error), or nil.

@@ -20,6 +20,7 @@ local areas = {
   bio = require "cdefs.bio",
   x509 = require "cdefs.x509",
   ssl = require "cdefs.ssl",
+  ocsp = require "cdefs.ocsp",
   libc = require "cdefs.libc",
 }
 local shim_area = require "cdefs.shim"
@@ -242,6 +243,24 @@ end
 -- keys: 80 bytes (16 name, 32 HMAC key, 32 AES key); copied by OpenSSL.
 function lib.SSL_CTX_set_tlsext_ticket_keys(ctx, keys, len)
   return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_SET_TLSEXT_TICKET_KEYS, len, ffi_cast(void_ptr, keys))
+end
+
+function lib.SSL_set_tlsext_status_type(s, kind)
+  return ssl.SSL_ctrl(s, K.SSL_CTRL_SET_TLSEXT_STATUS_REQ_TYPE, kind, nil)
+end
+
+-- pp: unsigned char *[1]; returns the response's length (or -1).
+function lib.SSL_get_tlsext_status_ocsp_resp(s, pp)
+  return tonumber(ssl.SSL_ctrl(s, K.SSL_CTRL_GET_TLSEXT_STATUS_REQ_OCSP_RESP, 0, pp))
+end
+
+-- Takes ownership of `resp` (allocated with CRYPTO_malloc) on success.
+function lib.SSL_set_tlsext_status_ocsp_resp(s, resp, len)
+  return ssl.SSL_ctrl(s, K.SSL_CTRL_SET_TLSEXT_STATUS_REQ_OCSP_RESP, len, resp)
+end
+
+function lib.SSL_CTX_set_tlsext_status_cb(ctx, cb)
+  return ssl.SSL_CTX_callback_ctrl(ctx, K.SSL_CTRL_SET_TLSEXT_STATUS_REQ_CB, ffi_cast(void_fn_ptr, cb))
 end
 
 function lib.SSL_CTX_get_extra_chain_certs(ctx, pp)

@@ -17,6 +17,8 @@ struct ctx_data {
     int verify_flags;
     unsigned char *alpn;
     unsigned int alpn_len;
+    unsigned char *staple;
+    unsigned int staple_len;
 };
 
 struct sni_entry {
@@ -44,6 +46,7 @@ static void free_ctx_data(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
     if (d == NULL)
         return;
     OPENSSL_free(d->alpn);
+    OPENSSL_free(d->staple);
     OPENSSL_free(d);
 }
 
@@ -278,6 +281,41 @@ int ljssl_sni_cb(SSL *ssl, int *alert, void *arg)
     }
     if (d->sni_strict) {
         *alert = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ---- OCSP stapling ---- */
+
+int ljssl_ctx_set_ocsp_staple(SSL_CTX *ctx, const unsigned char *der, unsigned int len)
+{
+    struct ctx_data *d = ctx_data(ctx, 1);
+    unsigned char *copy = NULL;
+    if (d == NULL)
+        return 0;
+    if (der != NULL && len > 0 && (copy = OPENSSL_memdup(der, len)) == NULL)
+        return 0;
+    OPENSSL_free(d->staple);
+    d->staple = copy;
+    d->staple_len = copy ? len : 0;
+    return 1;
+}
+
+int ljssl_ocsp_staple_cb(SSL *ssl, void *arg)
+{
+    struct ctx_data *d = ctx_data(SSL_get_SSL_CTX(ssl), 0);
+    unsigned char *copy;
+    (void)arg;
+    if (!SSL_is_server(ssl))
+        return 1;                       /* clients check the response after the handshake */
+    if (d == NULL || d->staple == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    /* OpenSSL frees the response it is given */
+    if ((copy = OPENSSL_memdup(d->staple, d->staple_len)) == NULL)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)d->staple_len) != 1) {
+        OPENSSL_free(copy);
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
     return SSL_TLSEXT_ERR_OK;

@@ -14,7 +14,7 @@
 #include <openssl/ssl.h>
 
 /* Interface version; bumped whenever a function is added or changed. */
-#define LJSSL_SHIM_VERSION 3
+#define LJSSL_SHIM_VERSION 4
 
 /* Verification flags of a context (LuaSec's verifyext names). */
 #define LJSSL_VERIFY_CONTINUE 1       /* lsec_continue: record errors, go on */
@@ -54,5 +54,12 @@ int ljssl_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *out
 int ljssl_ssl_add_sni(SSL *ssl, const char *name, SSL_CTX *target);
 int ljssl_ssl_set_sni_strict(SSL *ssl, int strict);
 int ljssl_sni_cb(SSL *ssl, int *alert, void *arg);
+
+/* OCSP stapling on a server: the DER response for a context (copied; an
+ * empty one removes it).  ljssl_ocsp_staple_cb goes to the context's status
+ * callback and staples the response of the connection's current context (after
+ * SNI), or sends none (NOACK). */
+int ljssl_ctx_set_ocsp_staple(SSL_CTX *ctx, const unsigned char *der, unsigned int len);
+int ljssl_ocsp_staple_cb(SSL *ssl, void *arg);
 
 #endif

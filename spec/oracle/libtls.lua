@@ -165,5 +165,19 @@ function Ctx:conn_cipher_strength() return T.tls_conn_cipher_strength(self.ptr) 
 function Ctx:conn_alpn_selected() return str(T.tls_conn_alpn_selected(self.ptr)) end
 function Ctx:conn_servername() return str(T.tls_conn_servername(self.ptr)) end
 function Ctx:conn_session_resumed() return T.tls_conn_session_resumed(self.ptr) == 1 end
+function Ctx:peer_ocsp_url() return str(T.tls_peer_ocsp_url(self.ptr)) end
+function Ctx:peer_ocsp_result() return str(T.tls_peer_ocsp_result(self.ptr)) end
+for _, name in ipairs({ "peer_ocsp_cert_status", "peer_ocsp_crl_reason", "peer_ocsp_response_status",
+                        "peer_ocsp_this_update", "peer_ocsp_next_update", "peer_ocsp_revocation_time" }) do
+  Ctx[name] = function(ctx)
+    local v = tonumber(T["tls_" .. name](ctx.ptr))
+    if v == -1 then return nil end
+    return v
+  end
+end
+function Ctx:ocsp_process_response(der)
+  if T.tls_ocsp_process_response(self.ptr, der, #der) ~= 0 then return false, ctx_error(self) end
+  return true
+end
 
 return oracle

@@ -283,6 +283,39 @@ function cb.set_sni(ssl, ctxs, map, strict, by_cert)
   return true
 end
 
+-- OCSP stapling on a server ------------------------------------------------------------
+
+local function lua_ocsp_staple(ssl)
+  if C.SSL_is_server(ssl) == 0 then return 1 end
+  local cs = state_of(ctx_state, C.SSL_get_SSL_CTX(ssl))
+  local der = cs and cs.staple
+  if not der then return K.SSL_TLSEXT_ERR_NOACK end
+  local copy = crypto.CRYPTO_malloc(#der, "ljssl", 0)     -- OpenSSL frees it
+  if copy == nil then return K.SSL_TLSEXT_ERR_ALERT_FATAL end
+  ffi.copy(copy, der, #der)
+  if lib.SSL_set_tlsext_status_ocsp_resp(ssl, copy, #der) ~= 1 then
+    crypto.CRYPTO_free(copy, "ljssl", 0)
+    return K.SSL_TLSEXT_ERR_ALERT_FATAL
+  end
+  return K.SSL_TLSEXT_ERR_OK
+end
+
+local ocsp_callback = lazy_callback("int (*)(SSL *, void *)", function(ssl)
+  return protected(K.SSL_TLSEXT_ERR_ALERT_FATAL, lua_ocsp_staple, ssl)
+end)
+
+-- Staples this DER OCSP response to server handshakes on ctx.
+function cb.set_ocsp_staple(ctx, der)
+  if shim then
+    if shim.ljssl_ctx_set_ocsp_staple(ctx, der, #der) ~= 1 then return nil, "out of memory" end
+    lib.SSL_CTX_set_tlsext_status_cb(ctx, shim.ljssl_ocsp_staple_cb)
+  else
+    state_of(ctx_state, ctx, true).staple = der
+    lib.SSL_CTX_set_tlsext_status_cb(ctx, ocsp_callback())
+  end
+  return true
+end
+
 -- PSK ---------------------------------------------------------------------------------
 -- client: fn(hint|nil, max_identity_len, max_psk_len) -> identity, psk
 -- server: fn(identity, max_psk_len) -> psk

@@ -357,6 +357,12 @@ function Context:set_alpn_select(list_or_fn)
   return cb.set_alpn_list(self.ptr, list_or_fn)
 end
 
+-- A DER OCSP response stapled to this server context's handshakes.
+function Context:set_ocsp_staple(der)
+  self.anchors.staple = der
+  return cb.set_ocsp_staple(self.ptr, der)
+end
+
 function Context:set_psk_client(fn)
   self.anchors.psk_client = fn
   return cb.set_psk_client(self.ptr, fn)

@@ -1,0 +1,27 @@
+-- The examples in examples/ run as documented.
+local helpers = require "helpers"
+
+describe("examples", function()
+  it("libtls client and server talk to each other", function()
+    local dir = helpers.certs()
+    local port = helpers.free_port()
+    local server = helpers.spawn(("timeout 20 %s examples/libtls_server.lua %d %s/valid-chain.pem %s/valid.key")
+      :format(helpers.luajit(), port, dir, dir))
+    local ok, out
+    pcall(helpers.wait_port, port)
+    -- wait_port's probe was the server's first client; this is the second
+    for _ = 1, 20 do
+      ok, out = helpers.sh(("timeout 20 %s examples/libtls_client.lua localhost %d %s/root.pem ping")
+        :format(helpers.luajit(), port, dir))
+      if ok then break end
+      require("socket").sleep(0.1)
+    end
+    require("socket").sleep(0.1)
+    local sout = server:output()
+    server:stop()
+    assert.is_true(ok, out)
+    assert.truthy(out:find("connected: TLSv1.3", 1, true), out)
+    assert.truthy(out:find("echo: ping quit", 1, true), out)
+    assert.truthy(sout:find("ALPN echo/1", 1, true), sout)
+  end)
+end)
