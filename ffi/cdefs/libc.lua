@@ -25,6 +25,9 @@ ssize_t read (int __fd, void *__buf, size_t __nbytes);
 ssize_t write (int __fd, const void *__buf, size_t __n);
 int socketpair (int __domain, int __type, int __protocol, int __fds[2]);
 int pipe (int __pipedes[2]);
+FILE *popen (const char *__command, const char *__modes);
+int pclose (FILE *__stream);
+int fileno (FILE *__stream);
 ]]
 
 return {

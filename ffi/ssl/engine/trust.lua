@@ -69,6 +69,29 @@ function trust.set(path)
   return true
 end
 
+-- The certificates of a bundle file, parsed once per process (loading a
+-- distribution's bundle costs tens of milliseconds; adding parsed
+-- certificates to a store is cheap).
+local parsed = {}
+local function bundle(path)
+  if parsed[path] then return parsed[path] end
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local pem = f:read("*a")
+  f:close()
+  local certs = {}
+  local bio = crypto.BIO_new_mem_buf(pem, #pem)
+  while true do
+    local x = crypto.PEM_read_bio_X509(bio, nil, nil, nil)
+    if x == nil then break end
+    certs[#certs + 1] = ffi.gc(x, crypto.X509_free)
+  end
+  crypto.BIO_free(bio)
+  lib.clear_errors()
+  parsed[path] = certs
+  return certs
+end
+
 -- Loads the system store into an engine context: the bundle from get(), plus
 -- SSL_CERT_DIR when set (and the store is not the program's own choice).
 -- Returns true, or nil and why not.
@@ -76,7 +99,18 @@ function trust.load(ctx)
   local dir = chosen == nil and env(ffi.string(crypto.X509_get_default_cert_dir_env())) or nil
   local file, err = trust.get()
   if not file and not dir then return nil, err end
-  return ctx:load_verify_locations(file, dir)
+  if dir then
+    local ok, derr = ctx:load_verify_locations(nil, dir)
+    if not ok then return nil, derr end
+  end
+  if file then
+    local certs = bundle(file)
+    if not certs then return ctx:load_verify_locations(file, nil) end  -- OpenSSL's own message
+    local store = lib.ssl.SSL_CTX_get_cert_store(ctx.ptr)
+    for _, x in ipairs(certs) do crypto.X509_STORE_add_cert(store, x) end  -- takes a reference
+    lib.clear_errors()
+  end
+  return true
 end
 
 return trust
