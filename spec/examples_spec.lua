@@ -24,4 +24,26 @@ describe("examples", function()
     assert.truthy(out:find("echo: ping quit", 1, true), out)
     assert.truthy(sout:find("ALPN echo/1", 1, true), sout)
   end)
+
+  it("net client and server talk to each other", function()
+    local dir = helpers.certs()
+    local port = helpers.free_port()
+    local server = helpers.spawn(("timeout 20 %s examples/net_server.lua %d %s/valid.pem %s/valid.key %s/inter.pem")
+      :format(helpers.luajit(), port, dir, dir, dir))
+    local ok, out
+    for _ = 1, 50 do
+      ok, out = helpers.sh(("timeout 20 %s examples/net_client.lua localhost %d %s/root.pem")
+        :format(helpers.luajit(), port, dir))
+      if out:find("reply:", 1, true) then break end
+      require("socket").sleep(0.1)
+    end
+    require("socket").sleep(0.1)
+    local sout = server:output()
+    server:stop()
+    assert.is_true(ok, out)
+    assert.truthy(out:find("encrypted: TLSv1.3", 1, true), out)
+    assert.truthy(out:find("reply: HELLO FROM THE NET FACE", 1, true), out)
+    assert.truthy(out:find("reply: QUIT", 1, true), out)
+    assert.truthy(sout:find("client 127.0.0.1:%d+, TLSv1.3"), sout)
+  end)
 end)

@@ -267,6 +267,37 @@ describe("net face", function()
     server:close()
   end)
 
+  it("exchanges datagrams with UdpSocket", function()
+    local a, b = net.UdpSocket.new(), net.UdpSocket.new()
+    assert.is_true(a:bind(0, "127.0.0.1"))
+    assert.equal(net.UdpSocket.BOUND_STATE, a.state)
+    local got
+    a.ready_read_handler = function(s) got = s:read_datagram_string() end
+    assert.equal(5, b:write_datagram_string("hello", "127.0.0.1", a.local_port))
+    assert.truthy(loop.run_until(function() return got end, 5))
+    assert.is_true(got.valid)
+    assert.equal("hello", got.data)
+    assert.equal("127.0.0.1", got.sender_address)
+    assert.same({ valid = false }, a:read_datagram_string())
+    assert.equal(3, b:write_datagram_bytes({ 1, 2, 3 }, "127.0.0.1", a.local_port))
+    got = nil
+    a.ready_read_handler = function(s)
+      assert.is_true(s.has_pending_datagrams)
+      assert.equal(3, s.pending_datagram_size)
+      got = s:read_datagram_bytes()
+    end
+    assert.truthy(loop.run_until(function() return got end, 5))
+    assert.same({ 1, 2, 3 }, got.data)
+    a:close(); b:close()
+  end)
+
+  it("checks the encoding of certificates", function()
+    local der = require("ssl.x509").load(read("valid.pem")):der()
+    assert.is_false(net.SslCertificate.new(der, net.SslEncoding.DER).null)
+    assert.is_true(net.SslCertificate.new(der).null)                         -- PEM expected
+    assert.is_true(net.SslCertificate.new(read("valid.pem"), net.SslEncoding.DER).null)
+  end)
+
   describe("TcpSocket", function()
     it("reports the remote close as an error while connected, then disconnects", function()
       local server = net.TcpServer.new()

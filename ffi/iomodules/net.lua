@@ -474,8 +474,9 @@ function Cert.public.new(encoded, format)
   local obj = new_object(Cert)
   local x509 = require "ssl.x509"
   local c = type(encoded) == "string" and x509.load(encoded) or nil
-  if c and (format or SslEncoding.PEM) == SslEncoding.PEM and not encoded:find("-----BEGIN", 1, true) then
-    c = nil
+  local is_pem = c and encoded:find("-----BEGIN", 1, true) ~= nil
+  if c and is_pem ~= ((format or SslEncoding.PEM) == SslEncoding.PEM) then
+    c = nil                              -- the data is not in the format given
   end
   S[obj] = { cert = c, encoded = c and c:pem() or nil }
   return obj
@@ -948,6 +949,117 @@ function SslServer.public.new()
   return server
 end
 
+-- UdpSocket -----------------------------------------------------------------------------------------
+
+local Udp = class("UdpSocket")
+for k, v in pairs(ERRORS) do Udp.consts[k] = v end
+for k, v in pairs(STATES) do Udp.consts[k] = v end
+local UM, UG = Udp.methods, Udp.getters
+
+local function udp_readable(obj)
+  local st = S[obj]
+  if not st.sock then return end
+  local data, ip, port = st.sock:receivefrom()
+  if data then
+    st.datagrams[#st.datagrams + 1] = { data = data, ip = ip, port = port }
+    fire(obj, "ready_read_handler")
+  end
+end
+
+-- bind(port[, address]): address defaults to all interfaces.
+function UM.bind(obj, port, address)
+  local st = S[obj]
+  local sock = socket.udp()
+  local ok, err = sock:setsockname(address or "0.0.0.0", port or 0)
+  if not ok then
+    sock:close()
+    st.error, st.error_string = ERRORS.ADDRESS_IN_USE_ERROR, err
+    fire(obj, "error_handler", ERRORS.ADDRESS_IN_USE_ERROR)
+    return false
+  end
+  sock:settimeout(0)
+  st.sock = sock
+  loop.watch(sock:getfd(), "read", function() udp_readable(obj) end)
+  st.state = STATES.BOUND_STATE
+  fire(obj, "state_changed_handler", STATES.BOUND_STATE)
+  return true
+end
+
+function UM.close(obj)
+  local st = S[obj]
+  if st.sock then
+    loop.unwatch(st.sock:getfd())
+    st.sock:close()
+    st.sock = nil
+  end
+  if st.state ~= STATES.UNCONNECTED_STATE then
+    st.state = STATES.UNCONNECTED_STATE
+    fire(obj, "state_changed_handler", STATES.UNCONNECTED_STATE)
+  end
+end
+
+local function datagram(obj, as_bytes)
+  local d = table.remove(S[obj].datagrams, 1)
+  if not d then return { valid = false } end
+  return { valid = true, data = as_bytes and bytes_of(d.data) or d.data,
+           sender_address = d.ip, sender_port = tonumber(d.port) }
+end
+
+function UM.read_datagram_string(obj) return datagram(obj, false) end
+function UM.read_datagram_bytes(obj) return datagram(obj, true) end
+
+function UM.write_datagram_string(obj, data, host, port)
+  local st = S[obj]
+  if not st.sock then
+    local sock = socket.udp()
+    sock:settimeout(0)
+    st.sock = sock
+    loop.watch(sock:getfd(), "read", function() udp_readable(obj) end)
+  end
+  local ok = st.sock:sendto(data, host, port)
+  if not ok then return -1 end
+  fire(obj, "bytes_written_handler", #data)
+  return #data
+end
+
+function UM.write_datagram_bytes(obj, t, host, port)
+  return UM.write_datagram_string(obj, string_of(t), host, port)
+end
+
+local function membership(obj, option, group)
+  local st = S[obj]
+  if not st.sock then return false end
+  return st.sock:setoption(option, { multiaddr = group, interface = "0.0.0.0" }) == 1
+end
+
+function UM.join_multicast_group(obj, group) return membership(obj, "ip-add-membership", group) end
+function UM.leave_multicast_group(obj, group) return membership(obj, "ip-drop-membership", group) end
+
+for _, m in ipairs({ "bind", "close", "read_datagram_string", "read_datagram_bytes",
+                     "write_datagram_string", "write_datagram_bytes",
+                     "join_multicast_group", "leave_multicast_group" }) do
+  add_async(Udp, m)
+end
+
+UG.has_pending_datagrams = function(obj) return #S[obj].datagrams > 0 end
+UG.pending_datagram_size = function(obj)
+  local d = S[obj].datagrams[1]
+  return d and #d.data or -1
+end
+UG.state = function(obj) return S[obj].state end
+UG.error = function(obj) return S[obj].error end
+UG.error_string = function(obj) return S[obj].error_string or "" end
+UG.local_port = function(obj)
+  local st = S[obj]
+  return st.sock and tonumber((select(2, st.sock:getsockname()))) or 0
+end
+
+function Udp.public.new()
+  local obj = new_object(Udp)
+  S[obj] = { datagrams = {}, state = STATES.UNCONNECTED_STATE, error = ERRORS.UNKNOWN_ERROR }
+  return obj
+end
+
 -- The namespace ------------------------------------------------------------------------------------
 
 net.Stream = Stream.public
@@ -955,6 +1067,7 @@ net.TcpSocket = Tcp.public
 net.SslSocket = Ssl.public
 net.TcpServer = Server.public
 net.SslServer = SslServer.public
+net.UdpSocket = Udp.public
 net.SslConfiguration = Config.public
 net.SslCertificate = Cert.public
 net.SslKey = Key.public
