@@ -133,4 +133,34 @@ function helpers.wait_port(port, seconds)
   error("nothing listens on port " .. port)
 end
 
+-- Starts a server command with PORT replaced by a free port, waits until it
+-- listens, runs fn(port, server), and stops the server whatever happens.
+function helpers.with_server(cmd, fn)
+  local port = helpers.free_port()
+  local server = helpers.spawn((cmd:gsub("PORT", tostring(port))))
+  local ok, err = pcall(function()
+    helpers.wait_port(port)
+    fn(port, server)
+  end)
+  server:stop()
+  if not ok then error(err, 0) end
+end
+
+-- Two connected loopback TCP sockets (LuaSocket): client, server.  Both are
+-- non-blocking unless `timeout` is given.
+function helpers.tcp_pair(timeout)
+  local socket = require "socket"
+  local listener = assert(socket.bind("127.0.0.1", 0))
+  local _, port = listener:getsockname()
+  local c = socket.tcp()
+  c:settimeout(5)
+  assert(c:connect("127.0.0.1", port))
+  listener:settimeout(5)
+  local s = assert(listener:accept())
+  listener:close()
+  c:settimeout(timeout or 0)
+  s:settimeout(timeout or 0)
+  return c, s
+end
+
 return helpers

@@ -23,18 +23,7 @@ local function client_cfg(extra)
   return cfg
 end
 
--- A connected TCP pair, non-blocking; returns client sock, server sock.
-local function tcp_pair()
-  local listener = assert(socket.bind("127.0.0.1", 0))
-  local _, port = listener:getsockname()
-  local c = socket.tcp()
-  c:settimeout(5)
-  assert(c:connect("127.0.0.1", port))
-  local s = assert(listener:accept())
-  listener:close()
-  c:settimeout(0); s:settimeout(0)
-  return c, s
-end
+local tcp_pair = helpers.tcp_pair
 
 local function pending(ok, err) return ok == false and err == nil end
 

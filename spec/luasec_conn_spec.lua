@@ -20,14 +20,7 @@ end
 
 -- Two TCP ends on loopback, wrapped; returns client, server (not handshaken).
 local function wrapped_pair(sparams, cparams)
-  local listener = assert(socket.bind("127.0.0.1", 0))
-  local _, port = listener:getsockname()
-  local c = socket.tcp()
-  c:settimeout(5)
-  assert(c:connect("127.0.0.1", port))
-  listener:settimeout(5)
-  local s = assert(listener:accept())
-  listener:close()
+  local c, s = helpers.tcp_pair(5)
   local sc = assert(ssl.wrap(s, sparams or params("server")))
   local cc = assert(ssl.wrap(c, cparams or params("client")))
   return cc, sc, c, s
@@ -75,13 +68,7 @@ describe("LuaSec connections", function()
   end)
 
   it("wraps any object with getfd and setfd", function()
-    local listener = assert(socket.bind("127.0.0.1", 0))
-    local _, port = listener:getsockname()
-    local c = socket.tcp()
-    c:settimeout(5)
-    assert(c:connect("127.0.0.1", port))
-    local s = assert(listener:accept())
-    listener:close()
+    local c, s = helpers.tcp_pair(5)
     local fd = c:getfd()
     c:setfd(-1)                                     -- the object below now owns fd
     local plain = { fd = fd }

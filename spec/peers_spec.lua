@@ -28,16 +28,7 @@ local function connect(port, params, sni)
 end
 
 -- Starts a server command with PORT substituted; stops it after fn.
-local function with_server(cmd, fn)
-  local port = helpers.free_port()
-  local server = helpers.spawn((cmd:gsub("PORT", tostring(port))))
-  local ok, err = pcall(function()
-    helpers.wait_port(port)
-    fn(port, server)
-  end)
-  server:stop()
-  if not ok then error(err, 0) end
-end
+local with_server = helpers.with_server
 
 -- Accepts one client on a port with the ljssl server params; runs fn(conn).
 local function serve_once(port, params, fn)

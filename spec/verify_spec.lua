@@ -10,16 +10,7 @@ local https = require "ssl.https"
 
 local dir
 
-local function with_server(cmd, fn)
-  local port = helpers.free_port()
-  local server = helpers.spawn((cmd:gsub("PORT", tostring(port))))
-  local ok, err = pcall(function()
-    helpers.wait_port(port)
-    fn(port)
-  end)
-  server:stop()
-  if not ok then error(err, 0) end
-end
+local with_server = helpers.with_server
 
 local function s_server(cert, chain)
   return ("openssl s_server -quiet -www -accept 127.0.0.1:PORT -cert %s/%s.pem -key %s/%s.key %s")
