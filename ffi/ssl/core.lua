@@ -59,7 +59,7 @@ function core.create(ctx)
     state = NEW, buf = bufarray(BUFSIZE), first = 0, last = 0,
     block = -1, total = -1, start = 0,
     received = 0, sent = 0, birthday = fdlib.now(),
-    anchors = {},
+    anchors = {}, out = "", inbuf = "",
   }, s.ptr)
 end
 
@@ -73,6 +73,19 @@ function core.setfd(conn, fd)
   return true
 end
 methods.setfd = core.setfd
+
+-- Runs the connection over a transport object instead of an fd (see
+-- "Transports" below).
+function core.settransport(conn, transport)
+  local st = check(conn, "settransport")
+  if st.state ~= NEW then args.error(1, "settransport", "invalid SSL object state") end
+  if type(transport) ~= "table" and type(transport) ~= "userdata" then
+    args.error(2, "settransport", "transport expected, got " .. type(transport))
+  end
+  st.s:use_memory()
+  st.transport = transport
+  return true
+end
 
 -- Timeouts, as LuaSocket's timeout.c ------------------------------------------------------
 
@@ -110,9 +123,79 @@ local ERRNO_TEXT = {
   [K.ECONNABORTED] = "closed", [K.ECONNRESET] = "closed", [K.ETIMEDOUT] = "timeout",
 }
 
+-- Transports ----------------------------------------------------------------------------------
+-- A connection over a transport object (anything with LuaSocket-shaped send
+-- and receive: an OpenResty cosocket, a copas socket, another ljssl
+-- connection, a pair of functions) runs the session on memory BIOs and moves
+-- the ciphertext itself: what OpenSSL wrote goes out with send; what it needs
+-- comes in one TLS record at a time with receive(n), which any transport can
+-- do, blocking or yielding as it likes.
+
+local outbuf = bufarray(BUFSIZE)
+
+-- Sends the ciphertext the session produced; nil, or an error string.
+local function flush_out(st)
+  local t, s = st.transport, st.s
+  if s.ptr ~= nil then
+    while true do
+      local n = s:drain(outbuf, BUFSIZE)
+      if n == 0 then break end
+      st.out = st.out .. ffi_string(outbuf, n)
+    end
+  end
+  while #st.out > 0 do
+    local last, err, partial = t:send(st.out)
+    local sent = tonumber(last) or tonumber(partial) or 0
+    if sent > 0 then st.out = st.out:sub(sent + 1) end
+    if not last then
+      if err == "timeout" or err == "wantwrite" or err == "wantread" then return "wantwrite" end
+      return err or "closed"
+    end
+  end
+  return nil
+end
+
+-- Reads (part of) the next TLS record from the transport into the session.
+local function read_in(st)
+  if st.transport_eof then return "closed" end
+  local have = st.inbuf
+  local need
+  if #have < 5 then
+    need = 5 - #have
+  else
+    need = 5 + have:byte(4) * 256 + have:byte(5) - #have
+  end
+  local data, err, partial = st.transport:receive(need)
+  data = data or partial
+  if data and #data > 0 then
+    have = have .. data
+    st.inbuf = have
+  end
+  if #have >= 5 and #have == 5 + have:byte(4) * 256 + have:byte(5) then
+    st.s:feed(have, #have)
+    st.inbuf = ""
+    return nil
+  end
+  if err == "timeout" or err == "wantread" then return "wantread" end
+  if err then
+    -- the transport ended: let OpenSSL see the end of the stream
+    st.transport_eof = true
+    st.s:feed_eof()
+  end
+  return nil
+end
+
 -- The LuaSec message for a failed step; nil means "wait and retry".
 local function step_error(st, status, msg, errno, for_handshake)
-  if status == WANT_READ or status == WANT_WRITE then
+  if st.transport then
+    local ferr = flush_out(st)            -- alerts and handshake flights go out first
+    if status == WANT_READ then
+      if ferr then return ferr end
+      return read_in(st)
+    elseif status == WANT_WRITE then
+      return ferr
+    end
+  elseif status == WANT_READ or status == WANT_WRITE then
     local ok, werr = fdlib.wait(st.fd, status == WANT_WRITE, retry(st))
     if ok then return nil end
     if werr == "timeout" then return status == WANT_READ and "wantread" or "wantwrite" end
@@ -135,6 +218,10 @@ local function handshake(st)
   while true do
     local status, msg, errno = s:handshake()
     if status == 0 then
+      if st.transport then
+        local err = flush_out(st)         -- our last flight
+        if err then return false, err end
+      end
       st.state = CONNECTED
       return true
     end
@@ -161,6 +248,7 @@ local function fill(st)
     if n > 0 then
       st.first, st.last = 0, n
       st.received = st.received + n
+      if st.transport and s:outgoing() > 0 then flush_out(st) end
       return nil
     end
     local err = step_error(st, n, msg, errno, false)
@@ -298,6 +386,10 @@ function methods.send(conn, data, i, j)
         local n, msg, errno = s:write(base + sent, step)
         if n > 0 then
           sent = sent + n
+          if st.transport then
+            err = flush_out(st)
+            if err then break end
+          end
         else
           err = step_error(st, n, msg, errno, false)
           if err then break end
@@ -322,13 +414,17 @@ function methods.close(conn)
     -- Read what has arrived unread (TLS 1.3 session tickets, say): closing a
     -- socket with unread input makes the kernel send RST instead of FIN, and
     -- an RST can destroy data the peer has not read yet.
-    for _ = 1, 16 do
-      if st.s:read(st.buf, BUFSIZE) <= 0 then break end
+    if not st.transport then
+      for _ = 1, 16 do
+        if st.s:read(st.buf, BUFSIZE) <= 0 then break end
+      end
     end
     st.s:shutdown()
+    if st.transport then flush_out(st) end
   end
   st.state = CLOSED_STATE
   st.s:free()
+  if st.transport and type(st.transport.close) == "function" then st.transport:close() end
   fdlib.close(st.fd)
   st.fd, st.fdbox[0] = -1, -1
   st.first, st.last = 0, 0
@@ -340,6 +436,10 @@ function methods.shutdown(conn)
   local st = check(conn, "shutdown")
   if st.state ~= CONNECTED then return false, "closed" end
   local status, msg = st.s:shutdown()
+  if st.transport then
+    local err = flush_out(st)
+    if err then return false, err end
+  end
   if status == 0 or status == 1 then return true end
   if status == WANT_READ then return false, "wantread" end
   if status == WANT_WRITE then return false, "wantwrite" end
@@ -350,6 +450,21 @@ end
 
 function methods.getfd(conn)
   return check(conn, "getfd").fd
+end
+
+-- What is available, up to `max` bytes (at least one, waiting as receive
+-- does): data, or nil, err.  OpenResty's receiveany; lets another connection
+-- use this one as its transport efficiently.
+function methods.receiveany(conn, max)
+  local st = check(conn, "receiveany")
+  max = math.floor(args.number(max, 2, "receiveany"))
+  if max <= 0 then args.error(2, "receiveany", "bad max argument") end
+  markstart(st)
+  if st.last == st.first then
+    local err = fill(st)
+    if err then return nil, err end
+  end
+  return take(st, math.min(max, st.last - st.first))
 end
 
 function methods.dirty(conn)

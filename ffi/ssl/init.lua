@@ -164,7 +164,27 @@ local function newcontext(cfg)
   return ctx
 end
 
--- Takes over a LuaSocket TCP object's fd (or any object with getfd/setfd).
+-- Another ljssl connection, or an object without getfd/setfd (an OpenResty
+-- cosocket, a copas socket, a pair of functions) is a transport: TLS runs over
+-- its send and receive.  LuaSocket objects keep LuaSec's fd semantics.
+local function is_transport(sock)
+  if core.methods == (getmetatable(sock) or {}).__index then return true end
+  return not (type(sock.getfd) == "function" and type(sock.setfd) == "function")
+end
+
+-- A transport from functions: send(data) -> bytes sent (or nil, err),
+-- receive(n) -> data (or nil, err, partial), and optionally close().
+local function transport(send, receive, close)
+  assert(type(send) == "function" and type(receive) == "function", "send and receive functions expected")
+  return {
+    send = function(_, data) return send(data) end,
+    receive = function(_, n) return receive(n) end,
+    close = close and function() return close() end or nil,
+  }
+end
+
+-- Takes over a LuaSocket TCP object's fd (or any object with getfd/setfd),
+-- or runs over a transport (is_transport).
 -- With params, `hostname` (not a LuaSec key) sets SNI and makes the handshake
 -- check the peer's certificate against that name.
 local function wrap(sock, cfg)
@@ -178,9 +198,13 @@ local function wrap(sock, cfg)
   local conn
   conn, msg = core.create(ctx)
   if not conn then return nil, msg end
-  core.setfd(conn, sock:getfd())
-  sock:setfd(core.SOCKET_INVALID)
-  core.setsocket(conn, sock)
+  if is_transport(sock) then
+    core.settransport(conn, sock)
+  else
+    core.setfd(conn, sock:getfd())
+    sock:setfd(core.SOCKET_INVALID)
+    core.setsocket(conn, sock)
+  end
   if type(cfg) == "table" and cfg.hostname ~= nil then
     local host = args.string(cfg.hostname, 2, "wrap")
     if not ip_literal(host) then conn:sni(host) end
@@ -271,6 +295,7 @@ return {
   newcontext = newcontext,
   wrap = wrap,
   connect = connect,
+  transport = transport,
   checkhostname = x509.checkhostname,
   checkhost = x509.checkhost,
   find_system_ca = trust.find,
