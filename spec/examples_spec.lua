@@ -46,4 +46,33 @@ describe("examples", function()
     assert.truthy(out:find("reply: QUIT", 1, true), out)
     assert.truthy(sout:find("client 127.0.0.1:%d+, TLSv1.3"), sout)
   end)
+
+  it("copas TLS over the transport path", function()
+    local dir = helpers.certs()
+    local ok, out = helpers.sh(("timeout 30 %s examples/copas_tls.lua %s/valid-chain.pem %s/valid.key %s/root.pem 5")
+      :format(helpers.luajit(), dir, dir, dir))
+    assert.is_true(ok, out)
+    assert.truthy(out:find("HELLO FROM CLIENT 3", 1, true), out)
+    assert.truthy(out:find("5 clients served", 1, true), out)
+  end)
+
+  it("TLS inside TLS through an HTTPS proxy", function()
+    local dir = helpers.certs()
+    helpers.with_server(("openssl s_server -quiet -rev -accept 127.0.0.1:PORT -cert %s/valid.pem -key %s/valid.key " ..
+      "-cert_chain %s/inter.pem"):format(dir, dir, dir), function(target)
+      local pport = helpers.free_port()
+      local proxy = helpers.spawn(("%s spec/fixtures/tls_connect_proxy.lua %d %s"):format(helpers.luajit(), pport, dir))
+      local ok, out
+      for _ = 1, 50 do
+        ok, out = helpers.sh(("timeout 20 %s examples/tls_in_tls.lua %d localhost %d %s/root.pem")
+          :format(helpers.luajit(), pport, target, dir))
+        if ok then break end
+        require("socket").sleep(0.1)
+      end
+      proxy:stop()
+      assert.is_true(ok, out)
+      assert.truthy(out:find("outer: TLSv1.3, inner: TLSv1.3", 1, true), out)
+      assert.truthy(out:find("reply: snoisses SLT owt hguorht olleh", 1, true), out)
+    end)
+  end)
 end)

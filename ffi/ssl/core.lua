@@ -446,6 +446,13 @@ function methods.shutdown(conn)
   return false, msg
 end
 
+-- OpenResty's connection pool cannot hold a TLS session that lives in Lua;
+-- a clear refusal rather than a pooled socket with stale TLS state.
+function methods.setkeepalive(conn)
+  check(conn, "setkeepalive")
+  return nil, "keepalive is not supported for ljssl connections: close() instead"
+end
+
 -- Plain accessors ------------------------------------------------------------------------------
 
 function methods.getfd(conn)

@@ -1,0 +1,90 @@
+-- ljssl inside a real nginx (Debian's nginx + lua module, under the LuaJIT that
+-- nginx links): pages whose handlers use ssl.ngx over cosockets against a
+-- local TLS server that requires a client certificate, and proxy its answer.
+-- nginx runs with its own prefix in a temp folder, on loopback, started and
+-- stopped here.
+local socket = require "socket"
+local http = require "socket.http"
+local helpers = require "helpers"
+
+local dir
+
+local CONF = [[
+worker_processes 1;
+daemon off;
+master_process off;
+pid %s/nginx.pid;
+error_log %s/error.log info;
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path %s/tmp; proxy_temp_path %s/tmp; fastcgi_temp_path %s/tmp;
+  uwsgi_temp_path %s/tmp; scgi_temp_path %s/tmp;
+  lua_package_path "%s/ffi/?.lua;%s/ffi/?/init.lua;;";
+  server {
+    listen 127.0.0.1:%d;
+    location /fetch {
+      content_by_lua_block {
+        local ssl_ngx = require "ssl.ngx"
+        local params = { cafile = "%s/root.pem", alpn = "http/1.1", timeout = 5000,
+                         hostname = "localhost" }    -- connect by address: no resolver needed
+        if ngx.var.arg_cert ~= "no" then
+          params.certificate = "%s/valid-chain.pem"
+          params.key = "%s/valid.key"
+        end
+        local conn, err = ssl_ngx.connect("127.0.0.1", %d, params)
+        if not conn then
+          ngx.status = 502
+          ngx.say("ljssl error: ", err)
+          return
+        end
+        conn:send("GET / HTTP/1.0\r\n\r\n")
+        local body, rerr = conn:receive("*a")
+        local chain = conn:getpeerchain()
+        ngx.header["X-TLS"] = conn:info("protocol") .. " " .. tostring(conn:getalpn()) ..
+          " chain=" .. #chain .. " peer=" .. chain[1]:subject()[1].value ..
+          " keepalive=" .. tostring(select(2, conn:setkeepalive()))
+        conn:close()
+        ngx.print(body or ("read error: " .. tostring(rerr)))
+      }
+    }
+  }
+}
+]]
+
+describe("inside nginx", function()
+  setup(function() dir = helpers.certs() end)
+
+  it("does TLS with a client certificate over cosockets, and proxies the answer", function()
+    local nginx_bin = io.open("/usr/sbin/nginx") and "/usr/sbin/nginx"
+    assert(nginx_bin, "nginx is not installed (make test installs it)")
+    helpers.with_server(("openssl s_server -quiet -www -accept 127.0.0.1:PORT -cert %s/valid.pem " ..
+      "-key %s/valid.key -cert_chain %s/inter.pem -Verify 2 -verify_return_error -CAfile %s/root.pem " ..
+      "-alpn http/1.1"):format(dir, dir, dir, dir), function(tls_port)
+      local prefix = helpers.tmpdir()
+      assert(helpers.sh("mkdir -p " .. prefix .. "/tmp " .. prefix .. "/logs"))
+      local port = helpers.free_port()
+      local repo = os.getenv("PWD")
+      helpers.writefile(prefix .. "/nginx.conf", CONF:format(prefix, prefix, prefix, prefix, prefix,
+        prefix, prefix, repo, repo, port, dir, dir, dir, tls_port))
+      local nginx = helpers.spawn(("%s -p %s -c %s/nginx.conf"):format(nginx_bin, prefix, prefix))
+      local ok, err = pcall(function()
+        helpers.wait_port(port)
+        local body, code, headers = http.request(("http://127.0.0.1:%d/fetch"):format(port))
+        assert.equal(200, code, tostring(body) .. helpers.readfile(prefix .. "/error.log"))
+        assert.truthy(body:find("s_server", 1, true), body)
+        assert.equal("TLSv1.3 http/1.1 chain=2 peer=localhost keepalive=" ..
+          "keepalive is not supported for ljssl connections: close() instead", headers["x-tls"])
+        -- without the client certificate the server refuses
+        local body2, code2 = http.request(("http://127.0.0.1:%d/fetch?cert=no"):format(port))
+        assert.truthy(code2 == 502 or (body2 and body2:find("read error", 1, true)), tostring(body2))
+      end)
+      nginx:stop()
+      local log = helpers.readfile(prefix .. "/error.log")
+      helpers.sh("rm -rf " .. prefix)
+      assert(ok, tostring(err) .. "\n" .. log:sub(-2000))
+    end)
+  end)
+end)
