@@ -318,7 +318,20 @@ function TM._connected(obj)
   flush(obj)
 end
 
+local start_connect
+
+-- A failed attempt: the next address the lookup gave, as Qt tries them all;
+-- the error only when none is left.
 local function connect_failed(obj, err)
+  local st = S[obj]
+  if st.addresses and #st.addresses > 0 then
+    if st.sock then
+      loop.unwatch(st.sock:getfd())
+      st.sock:close()
+      st.sock = nil
+    end
+    return start_connect(obj, table.remove(st.addresses, 1), true)
+  end
   if err == "connection refused" then
     set_error(obj, ERRORS.CONNECTION_REFUSED_ERROR)
   else
@@ -339,10 +352,12 @@ local function finish_connect(obj)
   end
 end
 
-local function start_connect(obj, ip)
+function start_connect(obj, ip, retry)
   local st = S[obj]
-  fire(obj, "host_found_handler")
-  set_state(obj, STATES.CONNECTING_STATE)
+  if not retry then
+    fire(obj, "host_found_handler")
+    set_state(obj, STATES.CONNECTING_STATE)
+  end
   st.ip = ip
   st.sock = ip:find(":", 1, true) and socket.tcp6() or socket.tcp()
   st.sock:settimeout(0)
@@ -384,12 +399,16 @@ local function lookup(obj, host)
     loop.unwatch(fd)
     libc.pclose(file)
     st.lookup = nil
-    local ip = text:match("^(%S+)%s+STREAM") or text:match("^(%S+)")
-    if not ip then
+    local addresses, seen = {}, {}
+    for ip in text:gmatch("(%S+)%s+STREAM") do
+      if not seen[ip] then seen[ip] = true; addresses[#addresses + 1] = ip end
+    end
+    if #addresses == 0 then
       set_error(obj, ERRORS.HOST_NOT_FOUND_ERROR)
       return shut(obj)
     end
-    start_connect(obj, ip)
+    st.addresses = addresses
+    start_connect(obj, table.remove(addresses, 1))
   end)
 end
 
