@@ -51,10 +51,18 @@ demo: deps $(SHIM)
 bench: deps $(SHIM)
 	@for b in bench/*.lua; do [ -e "$$b" ] || continue; $(LUAJIT) "$$b" || exit 1; done
 
+LIBDIR  ?= $(PREFIX)/lib/lua/5.1
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/ljssl
+
+# Lua modules to share/lua/5.1, the optional shim to lib/lua/5.1 (found on
+# package.cpath), the ljssl command to bin, the demo to share/ljssl.
 install: $(SHIM)
-	mkdir -p $(DESTDIR)$(LUADIR)
+	mkdir -p $(DESTDIR)$(LUADIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/demo
 	cp -R ffi/. $(DESTDIR)$(LUADIR)/
-	cp $(SHIM) $(DESTDIR)$(LUADIR)/ssl/libljssl_shim.so
+	cp $(SHIM) $(DESTDIR)$(LIBDIR)/libljssl_shim.so
+	cp bin/ljssl $(DESTDIR)$(BINDIR)/ljssl
+	cp demo/demo.lua demo/server.lua $(DESTDIR)$(DATADIR)/demo/
 
 clean:
 	rm -f $(SHIM) spec/c/check_shim

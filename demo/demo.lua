@@ -28,10 +28,11 @@ local probe = assert(socket.bind("127.0.0.1", 0))
 local _, port = probe:getsockname()
 probe:close()
 local interpreter = arg[-1] or "luajit"
-os.execute(("%s demo/server.lua %d %s &"):format(interpreter, port, dir))
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+os.execute(("%s %s/server.lua %d %s &"):format(interpreter, here, port, dir))
 
 print(("ljssl %s"):format(ssl._VERSION))
-print(("server: demo/server.lua on 127.0.0.1:%d with a fresh certificate for localhost"):format(port))
+print(("server: %s/server.lua on 127.0.0.1:%d with a fresh certificate for localhost"):format(here, port))
 
 -- The demo CA is this run's trust anchor; without `cafile`, ssl.connect would
 -- use the system's CA store.  Chain and host name ("localhost") are verified.

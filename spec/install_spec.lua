@@ -1,29 +1,79 @@
--- make install: the installed tree works on its own, shim included.
+-- Installing: `make install PREFIX=...` and the rockspec's module layout both
+-- give a tree that works with the checkout out of the path, demo included.
 local helpers = require "helpers"
 
-describe("make install", function()
-  it("installs modules that load from anywhere, with the shim beside them", function()
+-- Runs `code` in a child LuaJIT from / with only `lua_dir` (and the system's
+-- paths) to find modules, `lib_dir` for the shim.
+local function run_from(lua_dir, lib_dir, code)
+  local script = os.tmpname()
+  helpers.writefile(script, code)
+  local ok, out = helpers.sh(("cd / && LUA_PATH='%s/?.lua;%s/?/init.lua;;' LUA_CPATH='%s/?.so;;' %s %s")
+    :format(lua_dir, lua_dir, lib_dir or "/nonexistent", helpers.luajit(), script))
+  os.remove(script)
+  return ok, out
+end
+
+describe("installation", function()
+  it("make install: modules, the shim on package.cpath, the command, the demo", function()
     local prefix = helpers.tmpdir()
     local ok, out = helpers.sh(("make -s install PREFIX=%s"):format(prefix))
     assert.is_true(ok, out)
-    local lua_dir = prefix .. "/share/lua/5.1"
-    local script = ([[
-      package.path = "%s/?.lua;%s/?/init.lua;" .. package.path
+    local lua_dir, lib_dir = prefix .. "/share/lua/5.1", prefix .. "/lib/lua/5.1"
+    ok, out = run_from(lua_dir, lib_dir, [[
       local ssl = require "ssl"
-      local lib = require "ssl.lib"
-      print(lib.shim_info)
+      print(require("ssl.lib").shim_info)
       print(ssl._VERSION)
       print(package.searchpath("ssl", package.path))
-    ]]):format(lua_dir, lua_dir)
-    helpers.writefile(prefix .. "/check.lua", script)
-    ok, out = helpers.sh(("cd / && %s %s/check.lua"):format(helpers.luajit(), prefix))
-    helpers.sh("rm -rf " .. prefix)
+      require "libtls"; require "iomodules"
+      print("faces ok")
+    ]])
     assert.is_true(ok, out)
     local shim, version, path = out:match("^([^\n]*)\n([^\n]*)\n([^\n]*)")
-    if os.getenv("LJSSL_SHIM") ~= "off" then
-      assert.equal(lua_dir .. "/ssl/libljssl_shim.so", shim)
-    end
+    if os.getenv("LJSSL_SHIM") ~= "off" then assert.equal(lib_dir .. "/libljssl_shim.so", shim) end
     assert.truthy(version:match("^1%.3%.2 %(ljssl"), version)
     assert.equal(lua_dir .. "/ssl/init.lua", path)
+    assert.truthy(out:find("faces ok", 1, true))
+    -- the demo and the command, run from the prefix
+    ok, out = helpers.sh(("cd / && LUA_PATH='%s/?.lua;%s/?/init.lua;;' LUA_CPATH='%s/?.so;;' timeout 60 %s %s/share/ljssl/demo/demo.lua")
+      :format(lua_dir, lua_dir, lib_dir, helpers.luajit(), prefix))
+    assert.is_true(ok, out)
+    assert.truthy(out:find("verification: ok", 1, true), out)
+    ok, out = helpers.sh(("cd / && LUA_PATH='%s/?.lua;%s/?/init.lua;;' %s/bin/ljssl --help"):format(lua_dir, lua_dir, prefix))
+    assert.is_true(ok, out)
+    assert.truthy(out:find("usage: ljssl COMMAND", 1, true))
+    helpers.sh("rm -rf " .. prefix)
+  end)
+
+  it("the rockspec lists every module, and its layout works", function()
+    local rockspec = {}
+    assert(setfenv(assert(loadfile("ljssl-0.1-1.rockspec")), rockspec))()
+    local modules = rockspec.build.modules
+    local ok, out = helpers.sh("cd ffi && find . -name '*.lua' | sort")
+    assert.is_true(ok, out)
+    local listed = 0
+    for file in out:gmatch("%./([^\n]+)") do
+      local name = file:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+      assert.equal("ffi/" .. file, modules[name], name)
+      listed = listed + 1
+    end
+    local count = 0
+    for _ in pairs(modules) do count = count + 1 end
+    assert.equal(listed, count)
+    -- install as LuaRocks' builtin type would: module name -> path
+    local tree = helpers.tmpdir()
+    for name, file in pairs(modules) do
+      local dest = tree .. "/" .. name:gsub("%.", "/") .. (file:find("/init%.lua$") and "/init.lua" or ".lua")
+      assert(helpers.sh(("mkdir -p $(dirname %s) && cp %s %s"):format(dest, file, dest)))
+    end
+    ok, out = run_from(tree, nil, [[
+      local ssl = require "ssl"
+      assert(not require("ssl.lib").shim)          -- no shim in a rockspec install
+      local ctx = assert(ssl.newcontext({ mode = "client", protocol = "any" }))
+      require "libtls"; require "iomodules"; require "ssl.https"
+      print("rock ok")
+    ]])
+    helpers.sh("rm -rf " .. tree)
+    assert.is_true(ok, out)
+    assert.truthy(out:find("rock ok", 1, true), out)
   end)
 end)
