@@ -56,13 +56,15 @@ BINDIR  ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share/ljssl
 
 # Lua modules to share/lua/5.1, the optional shim to lib/lua/5.1 (found on
-# package.cpath), the ljssl command to bin, the demo to share/ljssl.
+# package.cpath), the ljssl command to bin, the demo and the LuaLS annotations
+# (point workspace.library at share/ljssl/meta) to share/ljssl.
 install: $(SHIM)
-	mkdir -p $(DESTDIR)$(LUADIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/demo
+	mkdir -p $(DESTDIR)$(LUADIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/demo $(DESTDIR)$(DATADIR)/meta
 	cp -R ffi/. $(DESTDIR)$(LUADIR)/
 	cp $(SHIM) $(DESTDIR)$(LIBDIR)/libljssl_shim.so
 	cp bin/ljssl $(DESTDIR)$(BINDIR)/ljssl
 	cp demo/demo.lua demo/server.lua $(DESTDIR)$(DATADIR)/demo/
+	cp meta/*.lua $(DESTDIR)$(DATADIR)/meta/
 
 clean:
 	rm -f $(SHIM) spec/c/check_shim

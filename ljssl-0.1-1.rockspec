@@ -45,4 +45,6 @@ build = {
     ["ssl.x509"] = "ffi/ssl/x509.lua",
   },
   install = { bin = { ljssl = "bin/ljssl" } },
+  -- LuaLS annotations: point workspace.library at the installed meta/ folder
+  copy_directories = { "meta", "docs" },
 }

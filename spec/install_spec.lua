@@ -41,6 +41,9 @@ describe("installation", function()
     ok, out = helpers.sh(("cd / && LUA_PATH='%s/?.lua;%s/?/init.lua;;' %s/bin/ljssl --help"):format(lua_dir, lua_dir, prefix))
     assert.is_true(ok, out)
     assert.truthy(out:find("usage: ljssl COMMAND", 1, true))
+    for _, face in ipairs({ "ssl", "libtls", "iomodules" }) do
+      assert.truthy(helpers.readfile(("%s/share/ljssl/meta/%s.lua"):format(prefix, face)), face)
+    end
     helpers.sh("rm -rf " .. prefix)
   end)
 

@@ -186,7 +186,7 @@ end
 
 for _, m in ipairs({ "read_string", "read_bytes", "read_all_string", "read_all_bytes",
                      "read_line_string", "read_line_bytes", "peek_string", "peek_bytes",
-                     "write_string", "write_bytes", "seek", "reset", "open" }) do
+                     "write_string", "write_bytes", "seek", "reset", "open", "close" }) do
   add_async(Stream, m)
 end
 
