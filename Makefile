@@ -63,7 +63,7 @@ install: $(SHIM)
 	cp -R ffi/. $(DESTDIR)$(LUADIR)/
 	cp $(SHIM) $(DESTDIR)$(LIBDIR)/libljssl_shim.so
 	cp bin/ljssl $(DESTDIR)$(BINDIR)/ljssl
-	cp demo/demo.lua demo/server.lua $(DESTDIR)$(DATADIR)/demo/
+	cp demo/demo.lua $(DESTDIR)$(DATADIR)/demo/
 	cp meta/*.lua $(DESTDIR)$(DATADIR)/meta/
 
 clean:

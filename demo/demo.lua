@@ -1,8 +1,9 @@
 -- demo/demo.lua — `make demo`: real TLS with ljssl on this machine.
--- Makes a fresh CA and server certificate, starts a TLS server (a second LuaJIT
--- process running demo/server.lua, on ssl.wrap), connects to it over loopback
+-- Makes a fresh CA and server certificate, starts a TLS echo server (the ljssl
+-- command, `ljssl serve`, in a second process), connects to it over loopback
 -- with ssl.connect — which verifies the chain and the host name by default —
--- exchanges a line and prints what was negotiated.
+-- exchanges a line and prints what was negotiated; then does the same with
+-- `ljssl connect`, which also shows the peer chain.
 package.path = "ffi/?.lua;ffi/?/init.lua;" .. package.path
 local socket = require "socket"
 local ssl = require "ssl"
@@ -27,12 +28,24 @@ run(("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes " 
 local probe = assert(socket.bind("127.0.0.1", 0))
 local _, port = probe:getsockname()
 probe:close()
+
+-- The ljssl command: bin/ljssl in a checkout, $PREFIX/bin/ljssl once installed.
 local interpreter = arg[-1] or "luajit"
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
-os.execute(("%s %s/server.lua %d %s &"):format(interpreter, here, port, dir))
+local command
+for _, candidate in ipairs({ here .. "/../bin/ljssl", here .. "/../../../bin/ljssl" }) do
+  local f = io.open(candidate)
+  if f then f:close(); command = interpreter .. " " .. candidate; break end
+end
+assert(command, "the ljssl command is not next to the demo")
+
+local server = io.popen(("%s serve %d --cert %s/server.pem --key %s/server.key --alpn demo/1 " ..
+  ">/dev/null 2>&1 & echo $!"):format(command, port, dir, dir))
+local server_pid = server:read("*l")
+server:close()
 
 print(("ljssl %s"):format(ssl._VERSION))
-print(("server: %s/server.lua on 127.0.0.1:%d with a fresh certificate for localhost"):format(here, port))
+print(("server: `ljssl serve %d` (a TLS echo server) with a fresh certificate for localhost"):format(port))
 
 -- The demo CA is this run's trust anchor; without `cafile`, ssl.connect would
 -- use the system's CA store.  Chain and host name ("localhost") are verified.
@@ -43,8 +56,10 @@ for _ = 1, 100 do
   if conn or err ~= "connection refused" then break end
   socket.sleep(0.05)
 end
+if not conn then os.execute("kill " .. server_pid) end
 assert(conn, err)
 
+conn:settimeout(10)
 conn:send("hello from an ljssl client\n")
 local reply = assert(conn:receive("*l"))
 local info = conn:info()
@@ -53,7 +68,7 @@ local subject = {}
 for _, e in ipairs(cert:subject()) do subject[#subject + 1] = e.name .. "=" .. e.value end
 local verified, why = conn:getpeerverification()
 
-print("client: connected, handshake done")
+print("client 1, ssl.connect from Lua: handshake done")
 print("  protocol:     " .. info.protocol)
 print("  cipher:       " .. info.cipher .. " (" .. info.bits .. " bits)")
 print("  ALPN:         " .. tostring(conn:getalpn()))
@@ -63,5 +78,15 @@ print("  verification: " .. (verified and "ok (chain trusted, valid for localhos
 print("  sent:         hello from an ljssl client")
 print("  received:     " .. reply)
 conn:close()
-socket.sleep(0.2)
+
+-- The same server, through the command line tool: what `ljssl connect` shows.
+print(("client 2, `ljssl connect localhost:%d --cafile ca.pem --alpn demo/1`:"):format(port))
+local cli = io.popen(("printf 'hello from the ljssl command\\n' | %s connect localhost:%d " ..
+  "--cafile %s/ca.pem --alpn demo/1 2>&1; echo __status=$?"):format(command, port, dir))
+local output = cli:read("*a")
+cli:close()
+os.execute("kill " .. server_pid)
 os.execute("rm -rf " .. dir)
+local status = tonumber(output:match("__status=(%d+)"))
+io.write((output:gsub("__status=%d+\n?$", ""):gsub("[^\n]+", "  %0")))
+assert(status == 0, "ljssl connect failed")
