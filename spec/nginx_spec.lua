@@ -50,6 +50,18 @@ http {
         ngx.print(body or ("read error: " .. tostring(rerr)))
       }
     }
+    location /x509 {
+      content_by_lua_block {
+        -- certificates and configurations are plain CPU work: fine in a handler
+        local x509 = require "ssl.x509"
+        local f = io.open("%s/valid.pem")
+        local cert = x509.load(f:read("*a"))
+        f:close()
+        local cfg = require("libtls.config").new()
+        local ok = cfg:set_ca_file("%s/root.pem")
+        ngx.say(cert:subject()[1].value, " ", #cert:digest("sha256"), " ", tostring(ok))
+      }
+    }
   }
 }
 ]]
@@ -68,7 +80,7 @@ describe("inside nginx", function()
       local port = helpers.free_port()
       local repo = os.getenv("PWD")
       helpers.writefile(prefix .. "/nginx.conf", CONF:format(prefix, prefix, prefix, prefix, prefix,
-        prefix, prefix, repo, repo, port, dir, dir, dir, tls_port))
+        prefix, prefix, repo, repo, port, dir, dir, dir, tls_port, dir, dir))
       local nginx = helpers.spawn(("%s -p %s -c %s/nginx.conf"):format(nginx_bin, prefix, prefix))
       local ok, err = pcall(function()
         helpers.wait_port(port)
@@ -77,6 +89,9 @@ describe("inside nginx", function()
         assert.truthy(body:find("s_server", 1, true), body)
         assert.equal("TLSv1.3 http/1.1 chain=2 peer=localhost keepalive=" ..
           "keepalive is not supported for ljssl connections: close() instead", headers["x-tls"])
+        local xbody, xcode = http.request(("http://127.0.0.1:%d/x509"):format(port))
+        assert.equal(200, xcode, tostring(xbody))
+        assert.equal("localhost 64 true\n", xbody)
         -- without the client certificate the server refuses
         local body2, code2 = http.request(("http://127.0.0.1:%d/fetch?cert=no"):format(port))
         assert.truthy(code2 == 502 or (body2 and body2:find("read error", 1, true)), tostring(body2))
