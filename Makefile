@@ -48,8 +48,12 @@ test: deps
 demo: deps $(SHIM)
 	@$(LUAJIT) demo/demo.lua
 
-bench: deps $(SHIM)
-	@for b in bench/*.lua; do [ -e "$$b" ] || continue; $(LUAJIT) "$$b" || exit 1; done
+bench/.build/tls_peer: bench/c/tls_peer.c
+	@mkdir -p bench/.build
+	$(CC) -O2 -Wall -o $@ $< $$(pkg-config --cflags --libs libssl libcrypto)
+
+bench: deps $(SHIM) bench/.build/tls_peer
+	@$(LUAJIT) bench/run.lua
 
 LIBDIR  ?= $(PREFIX)/lib/lua/5.1
 BINDIR  ?= $(PREFIX)/bin

@@ -1,0 +1,184 @@
+-- bench/run.lua — `make bench`: runs each benchmark the same way through the
+-- C/OpenSSL reference (bench/c/tls_peer), LuaSec and ljssl in one run,
+-- alternating their order round by round, and prints medians and the ratios
+-- ljssl/C and ljssl/LuaSec.  Never compare absolute figures across runs: the
+-- machine is shared.  Writes bench/results.md unless BENCH_QUICK is set.
+--
+--   luajit bench/run.lua [PEER_BINARY]
+--   BENCH_QUICK=1 (tiny amounts, one round: checks that the suite works)
+--   BENCH_ROUNDS=N (default 5)
+local socket = require "socket"
+
+local root = arg[0]:match("^(.*)/bench/[^/]*$") or "."
+local peer = arg[1] or (root .. "/bench/.build/tls_peer")
+local luajit = arg[-1] or "luajit"
+local quick = os.getenv("BENCH_QUICK") ~= nil
+local rounds = quick and 1 or tonumber(os.getenv("BENCH_ROUNDS") or 5)
+
+local function sh(cmd)
+  local p = io.popen("(" .. cmd .. ") 2>&1; echo __status=$?")
+  local out = p:read("*a")
+  p:close()
+  local status = tonumber(out:match("__status=(%d+)%s*$"))
+  return status == 0, (out:gsub("__status=%d+%s*$", ""))
+end
+
+local function median(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+local have_luasec = sh(luajit .. [[ -e 'assert(not require("ssl")._VERSION:find("ljssl"))']])
+
+-- A fresh ECDSA P-256 certificate for the server.
+local dir = os.tmpname()
+os.remove(dir)
+assert(sh("mkdir -p " .. dir))
+assert(sh(("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes " ..
+  "-keyout key.pem -out cert.pem -days 1 -subj /CN=localhost"):format(dir)))
+
+local probe = assert(socket.bind("127.0.0.1", 0))
+local _, port = probe:getsockname()
+probe:close()
+local server = io.popen(("%s server %d %s/cert.pem %s/key.pem >/dev/null 2>&1 & echo $!")
+  :format(peer, port, dir, dir))
+local server_pid = server:read("*l")
+server:close()
+for _ = 1, 100 do
+  local c = socket.connect("127.0.0.1", port)
+  if c then c:close(); break end
+  socket.sleep(0.05)
+end
+
+local function finish()
+  os.execute("kill " .. server_pid .. " 2>/dev/null")
+  os.execute("rm -rf " .. dir)
+end
+
+-- Runs one client; returns its seconds.
+local function client(impl, work, amount)
+  local cmd = impl == "c" and ("%s client %d %s %d"):format(peer, port, work, amount)
+    or ("%s %s/bench/client.lua %s %d %s %d"):format(luajit, root, impl, port, work, amount)
+  local ok, out = sh(cmd)
+  if not ok then finish(); error(cmd .. " failed:\n" .. out) end
+  return tonumber(out:match("([%d.]+)%s*$"))
+end
+
+local impls = { "c", "ljssl" }
+if have_luasec then table.insert(impls, 2, "luasec") end
+
+local results = {}
+
+-- Runs `work` through every implementation, `rounds` times, rotating the order;
+-- `rate(seconds)` turns a time into the figure reported (bigger is better).
+local function bench(name, unit, work, amount, rate)
+  local times = {}
+  for _, impl in ipairs(impls) do times[impl] = {} end
+  for r = 1, rounds do
+    for i = 0, #impls - 1 do
+      local impl = impls[(r + i - 1) % #impls + 1]
+      table.insert(times[impl], client(impl, work, amount))
+    end
+  end
+  local row = { name = name, unit = unit }
+  for _, impl in ipairs(impls) do row[impl] = rate(median(times[impl])) end
+  results[#results + 1] = row
+  io.write(("%-28s C %10.1f   LuaSec %10s   ljssl %10.1f %-10s  ljssl/C %.3f  ljssl/LuaSec %s\n"):format(
+    name, row.c, row.luasec and ("%.1f"):format(row.luasec) or "-", row.ljssl, unit,
+    row.ljssl / row.c, row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-"))
+  io.flush()
+end
+
+local MiB = 1024 * 1024
+local bulk = quick and 4 * MiB or 512 * MiB
+local echoes = quick and 200 or 20000
+local handshakes = quick and 20 or 500
+
+io.write(("ljssl benchmarks: %d round(s), loopback, TLS 1.3, ECDSA P-256; medians; bigger is better\n"):format(rounds))
+bench("bulk (16 KiB reads)", "MiB/s", "bulk", bulk, function(s) return bulk / MiB / s end)
+bench("line echo (*l)", "trips/s", "echo", echoes, function(s) return echoes / s end)
+bench("full handshakes", "per s", "hs", handshakes, function(s) return handshakes / s end)
+
+-- Start-up: process wall time of a LuaJIT that requires the modules, minus a
+-- bare LuaJIT's, medians of many runs.
+local function startup(code, impl)
+  local path = impl == "ljssl" and ("package.path=%q..package.path;"):format(
+    root .. "/ffi/?.lua;" .. root .. "/ffi/?/init.lua;") or ""
+  local f = os.tmpname()
+  local h = io.open(f, "w"); h:write(path, code); h:close()
+  local runs = {}
+  for i = 1, quick and 3 or 30 do
+    local t0 = socket.gettime()
+    assert(sh(("%s %s"):format(luajit, f)))
+    runs[i] = socket.gettime() - t0
+  end
+  os.remove(f)
+  return median(runs) * 1000
+end
+local bare = startup("", "luasec")
+local function startup_row(name, code, impls_for)
+  local row = { name = name, unit = "ms", startup = true }
+  for _, impl in ipairs(impls_for) do row[impl] = startup(code, impl) - bare end
+  results[#results + 1] = row
+  io.write(("%-28s bare LuaJIT %.1f ms;%s  ljssl +%.1f ms  (smaller is better)\n"):format(
+    name, bare, row.luasec and ("  LuaSec +%.1f ms"):format(row.luasec) or "", row.ljssl))
+end
+startup_row('require "ssl", "ssl.https"', 'require "ssl"; require "ssl.https"',
+  have_luasec and { "luasec", "ljssl" } or { "ljssl" })
+startup_row('require "libtls"', 'require "libtls"; require "libtls.config"', { "ljssl" })
+startup_row('require "iomodules"', 'require "iomodules"', { "ljssl" })
+
+finish()
+
+if not quick then
+  local lines = {
+    "# Benchmark results",
+    "",
+    "Written by `make bench` (bench/run.lua). Figures are medians of " .. rounds ..
+    " rounds in one run; only the ratios mean anything across machines.",
+    "",
+  }
+  local _, uname = sh("uname -srm")
+  local _, cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2")
+  local _, nproc = sh("nproc")
+  local _, openssl = sh("openssl version")
+  local _, lj = sh(luajit .. " -v")
+  local _, luasec = sh("dpkg-query -W -f '${Version}' lua-sec")
+  for _, l in ipairs({
+    "- date: " .. os.date("!%Y-%m-%d %H:%M UTC"),
+    "- machine: " .. uname:gsub("%s+$", "") .. ", " .. cpu:gsub("^%s+", ""):gsub("%s+$", "") ..
+      ", " .. nproc:gsub("%s+$", "") .. " CPUs (shared, noisy)",
+    "- " .. openssl:gsub("%s+$", "") .. "; " .. lj:gsub("%s+$", "") .. "; LuaSec " ..
+      (have_luasec and luasec or "not installed"),
+    "",
+    "| benchmark | C/OpenSSL | LuaSec | ljssl | ljssl / C | ljssl / LuaSec |",
+    "|---|---|---|---|---|---|",
+  }) do lines[#lines + 1] = l end
+  for _, row in ipairs(results) do
+    if row.startup then
+      lines[#lines + 1] = ("| %s (ms over a bare LuaJIT) | | %s | %.1f | | %s |"):format(row.name,
+        row.luasec and ("%.1f"):format(row.luasec) or "", row.ljssl,
+        row.luasec and ("%.2f"):format(row.ljssl / row.luasec) or "")
+    else
+      lines[#lines + 1] = ("| %s (%s) | %.1f | %s | %.1f | %.3f | %s |"):format(row.name, row.unit,
+        row.c, row.luasec and ("%.1f"):format(row.luasec) or "-", row.ljssl, row.ljssl / row.c,
+        row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-")
+    end
+  end
+  -- Replace the figures between the markers; the notes around them are kept.
+  local file = root .. "/bench/results.md"
+  local h = io.open(file)
+  local old = h and h:read("*a") or "# Benchmark results\n\n<!-- figures -->\n<!-- /figures -->\n"
+  if h then h:close() end
+  local figures = "<!-- figures -->\n" .. table.concat(lines, "\n", 3) .. "\n<!-- /figures -->"
+  local new, n = old:gsub("<!%-%- figures %-%->.-<!%-%- /figures %-%->", function() return figures end)
+  if n == 0 then new = old .. "\n" .. figures .. "\n" end
+  h = assert(io.open(file, "w"))
+  h:write(new)
+  h:close()
+  io.write("figures written to bench/results.md\n")
+end
