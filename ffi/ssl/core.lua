@@ -19,6 +19,7 @@ local object = require "ssl.engine.object"
 local contexts = require "ssl.context"
 
 local C, crypto, K, libc = lib.ssl, lib.crypto, lib.K, lib.libc
+local byte = string.byte
 local ffi_string, ffi_cast = ffi.string, ffi.cast
 local WANT_READ, WANT_WRITE = session.WANT_READ, session.WANT_WRITE
 local CLOSED, EOF, SYSCALL = session.CLOSED, session.EOF, session.SYSCALL
@@ -239,21 +240,41 @@ end
 
 -- Receiving ---------------------------------------------------------------------------------------
 
+-- The hot paths (fill, receive_line, send) are written without loops where
+-- the common case needs none: a loop inside a function called from the
+-- caller's own loop aborts the caller's trace ("inner loop in root trace"),
+-- and the JIT then leaves the whole round trip to the interpreter.  The
+-- loops live in *_slow functions reached only when the fast case fails.
+
+local function filled(st, n)
+  st.first, st.last = 0, n
+  st.received = st.received + n
+  if st.transport and st.s:outgoing() > 0 then flush_out(st) end
+  return nil
+end
+
+local function fill_slow(st, n, msg, errno)
+  local s = st.s
+  while true do
+    local err = step_error(st, n, msg, errno, false)
+    if err then return err end
+    n, msg, errno = s:read(st.buf, BUFSIZE)
+    if n > 0 then return filled(st, n) end
+  end
+end
+
 -- Refills the (empty) buffer with one record; returns nil or an error string.
+-- Fast case: the record is there, or arrives after one wait.
 local function fill(st)
   if st.state ~= CONNECTED then return "closed" end
   local s = st.s
-  while true do
-    local n, msg, errno = s:read(st.buf, BUFSIZE)
-    if n > 0 then
-      st.first, st.last = 0, n
-      st.received = st.received + n
-      if st.transport and s:outgoing() > 0 then flush_out(st) end
-      return nil
-    end
-    local err = step_error(st, n, msg, errno, false)
-    if err then return err end
-  end
+  local n, msg, errno = s:read(st.buf, BUFSIZE)
+  if n > 0 then return filled(st, n) end
+  local err = step_error(st, n, msg, errno, false)
+  if err then return err end
+  n, msg, errno = s:read(st.buf, BUFSIZE)
+  if n > 0 then return filled(st, n) end
+  return fill_slow(st, n, msg, errno)
 end
 
 local function take(st, n)
@@ -267,7 +288,7 @@ local function strip_cr(line)
   return line
 end
 
-local function receive_line(st)
+local function receive_line_slow(st)
   local parts, err
   while true do
     local avail = st.last - st.first
@@ -292,6 +313,20 @@ local function receive_line(st)
       return nil, err, parts and strip_cr(table.concat(parts)) or ""
     end
   end
+end
+
+-- Fast case: a whole line in the buffer, perhaps after refilling it once.
+local function receive_line(st)
+  if st.last - st.first == 0 then
+    local err = fill(st)
+    if err then return nil, err, "" end
+  end
+  local start = st.buf + st.first
+  local nl = libc.memchr(start, 10, st.last - st.first)
+  if nl == nil then return receive_line_slow(st) end
+  local line = take(st, ffi_cast(u8ptr, nl) - start)
+  st.first = st.first + 1                  -- the '\n'
+  return strip_cr(line)
 end
 
 local function receive_all(st)
@@ -334,7 +369,14 @@ function methods.receive(conn, pattern, prefix)
   prefix = args.optstring(prefix, 3, "receive", "")
   markstart(st)
   local data, err, partial
-  local count = (type(pattern) == "number" or type(pattern) == "string") and tonumber(pattern)
+  -- tonumber("*l") would be NYI for the JIT on the hottest path: only numbers
+  -- and strings that do not start with '*' can be counts
+  local count
+  if type(pattern) == "number" then
+    count = pattern
+  elseif type(pattern) == "string" and byte(pattern, 1) ~= 42 then
+    count = tonumber(pattern)
+  end
   if count then
     if count < 0 then args.error(2, "receive", "invalid receive pattern") end
     count = math.floor(count)
@@ -361,6 +403,29 @@ end
 
 -- Sending ------------------------------------------------------------------------------------
 
+-- Goes on from a first write that did not take everything: writes in
+-- LuaSocket's steps, waiting as the timeout allows.  Returns sent, err.
+local function send_slow(st, base, count, n, msg, errno)
+  local s, sent, err = st.s, 0, nil
+  while true do
+    if n > 0 then
+      sent = sent + n
+      if st.transport then
+        err = flush_out(st)
+        if err then break end
+      end
+      if sent >= count then break end
+    else
+      err = step_error(st, n, msg, errno, false)
+      if err then break end
+    end
+    local step = count - sent
+    if step > STEPSIZE then step = STEPSIZE end
+    n, msg, errno = s:write(base + sent, step)
+  end
+  return sent, err
+end
+
 function methods.send(conn, data, i, j)
   local st = check(conn, "send")
   data = args.string(data, 2, "send")
@@ -379,21 +444,14 @@ function methods.send(conn, data, i, j)
     else
       local base = ffi_cast(cptr, data) + (first - 1)
       local count = last - first + 1
-      local s = st.s
-      while sent < count do
-        local step = count - sent
-        if step > STEPSIZE then step = STEPSIZE end
-        local n, msg, errno = s:write(base + sent, step)
-        if n > 0 then
-          sent = sent + n
-          if st.transport then
-            err = flush_out(st)
-            if err then break end
-          end
-        else
-          err = step_error(st, n, msg, errno, false)
-          if err then break end
-        end
+      local step = count
+      if step > STEPSIZE then step = STEPSIZE end
+      local n, msg, errno = st.s:write(base, step)
+      if n == count then                   -- fast case: all of it in one write
+        sent = n
+        if st.transport then err = flush_out(st) end
+      else
+        sent, err = send_slow(st, base, count, n, msg, errno)
       end
       st.sent = st.sent + sent
     end

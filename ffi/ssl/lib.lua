@@ -101,8 +101,11 @@ function lib.ERR_GET_REASON(e)
   return band(e, K.ERR_REASON_MASK)
 end
 
+-- Empties the queue before an SSL call so that a failure is judged only by its
+-- own errors.  Peeking first is several times cheaper than ERR_clear_error,
+-- which walks all sixteen slots, on the hot path where the queue is empty.
 function lib.clear_errors()
-  crypto.ERR_clear_error()
+  if crypto.ERR_peek_error() ~= 0 then crypto.ERR_clear_error() end
 end
 
 -- Drains the error queue and describes its earliest entry (the cause; later

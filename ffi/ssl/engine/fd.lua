@@ -37,24 +37,36 @@ end
 -- Waits until `n` is readable (or writable when `for_write`), for at most
 -- `timeout` seconds (negative: forever).  Returns true, or nil and "timeout",
 -- or nil and an errno text.
+local function poll_ms(deadline)
+  if not deadline then return -1 end
+  local ms = math.floor((deadline - fd.now()) * 1000 + 0.5)
+  if ms < 0 then ms = 0 end
+  return ms
+end
+
+-- Retries after EINTR, in its own function so that the common case in
+-- fd.wait has no loop (a loop there would abort the callers' traces).
+local function wait_slow(deadline)
+  while true do
+    local errno = ffi.errno()
+    if errno ~= K.EINTR then return nil, fd.strerror(errno) end
+    pfd[0].revents = 0
+    local rc = libc.poll(pfd, 1, poll_ms(deadline))
+    if rc > 0 then return true end
+    if rc == 0 then return nil, "timeout" end
+  end
+end
+
 function fd.wait(n, for_write, timeout)
   if timeout == 0 then return nil, "timeout" end
   pfd[0].fd = n
   pfd[0].events = for_write and K.POLLOUT or K.POLLIN
+  pfd[0].revents = 0
   local deadline = timeout > 0 and fd.now() + timeout or nil
-  while true do
-    local ms = -1
-    if deadline then
-      ms = math.floor((deadline - fd.now()) * 1000 + 0.5)
-      if ms < 0 then ms = 0 end
-    end
-    pfd[0].revents = 0
-    local rc = libc.poll(pfd, 1, ms)
-    if rc > 0 then return true end
-    if rc == 0 then return nil, "timeout" end
-    local errno = ffi.errno()
-    if errno ~= K.EINTR then return nil, fd.strerror(errno) end
-  end
+  local rc = libc.poll(pfd, 1, poll_ms(deadline))
+  if rc > 0 then return true end
+  if rc == 0 then return nil, "timeout" end
+  return wait_slow(deadline)
 end
 
 function fd.close(n)

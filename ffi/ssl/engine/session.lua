@@ -26,6 +26,7 @@ local cb = require "ssl.engine.callbacks"
 local names = require "ssl.engine.names"
 
 local C, crypto, K = lib.ssl, lib.crypto, lib.K
+local clear_errors = lib.clear_errors
 local ffi_errno = ffi.errno
 
 local session = {
@@ -171,7 +172,7 @@ end
 function Session:handshake()
   if self.done then return DONE end
   if self.broken or self.ptr == nil then return CLOSED, "closed" end
-  crypto.ERR_clear_error()
+  clear_errors()
   local rc = C.SSL_do_handshake(self.ptr)
   if rc == 1 then
     self.done = true
@@ -182,7 +183,7 @@ end
 
 function Session:read(buf, len)
   if self.broken or self.peer_closed or self.ptr == nil then return CLOSED, "closed" end
-  crypto.ERR_clear_error()
+  clear_errors()
   local n = C.SSL_read(self.ptr, buf, len)
   if n > 0 then return n end
   return fail(self, n, ffi_errno())
@@ -190,7 +191,7 @@ end
 
 function Session:write(ptr, len)
   if self.broken or self.peer_closed or self.ptr == nil then return CLOSED, "closed" end
-  crypto.ERR_clear_error()
+  clear_errors()
   local n = C.SSL_write(self.ptr, ptr, len)
   if n > 0 then return n end
   return fail(self, n, ffi_errno())
@@ -201,7 +202,7 @@ end
 function Session:shutdown()
   if self.ptr == nil then return CLOSED, "closed" end
   if self.broken or not self.done then return DONE end
-  crypto.ERR_clear_error()
+  clear_errors()
   local rc = C.SSL_shutdown(self.ptr)
   if rc == 1 then return DONE end
   if rc == 0 then return 1 end
