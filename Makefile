@@ -53,6 +53,7 @@ bench/.build/tls_peer: bench/c/tls_peer.c
 	$(CC) -O2 -Wall -o $@ $< $$(pkg-config --cflags --libs libssl libcrypto)
 
 bench: deps $(SHIM) bench/.build/tls_peer
+	@sh tools/install_deps valgrind
 	@$(LUAJIT) bench/run.lua
 
 LIBDIR  ?= $(PREFIX)/lib/lua/5.1

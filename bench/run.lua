@@ -6,7 +6,7 @@
 --
 --   luajit bench/run.lua [PEER_BINARY]
 --   BENCH_QUICK=1 (tiny amounts, one round: checks that the suite works)
---   BENCH_ROUNDS=N (default 5)
+--   BENCH_ROUNDS=N (default 5); BENCH_NO_CALLGRIND=1 skips the valgrind runs
 local socket = require "socket"
 
 local root = arg[0]:match("^(.*)/bench/[^/]*$") or "."
@@ -103,6 +103,37 @@ bench("bulk (16 KiB reads)", "MiB/s", "bulk", bulk, function(s) return bulk / Mi
 bench("line echo (*l)", "trips/s", "echo", echoes, function(s) return echoes / s end)
 bench("full handshakes", "per s", "hs", handshakes, function(s) return handshakes / s end)
 
+-- Instructions per echo round trip in the client process (callgrind counts
+-- user-space instructions, so this is stable on a noisy machine): the
+-- difference between two run lengths, so that start-up cancels out.
+local function instructions(impl, count)
+  local out = os.tmpname()
+  local cmd = impl == "c" and ("%s client %d echo %d"):format(peer, port, count)
+    or ("%s %s/bench/client.lua %s %d echo %d"):format(luajit, root, impl, port, count)
+  assert(sh(("valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file=%s %s"):format(out, cmd)))
+  local h = io.open(out)
+  local text = h:read("*a")
+  local total = tonumber(text:match("\nsummary: (%d+)") or text:match("\ntotals: (%d+)"))
+  h:close()
+  os.remove(out)
+  return total
+end
+if os.getenv("BENCH_NO_CALLGRIND") then
+  io.write("instructions per echo: skipped (BENCH_NO_CALLGRIND)\n")
+elseif sh("command -v valgrind") then
+  local short, long = quick and 100 or 1000, quick and 300 or 3000
+  local row = { name = "echo round trip", unit = "instructions", smaller = true }
+  for _, impl in ipairs(impls) do
+    row[impl] = (instructions(impl, long) - instructions(impl, short)) / (long - short)
+  end
+  results[#results + 1] = row
+  io.write(("%-28s C %10.0f   LuaSec %10s   ljssl %10.0f %-10s  ljssl/C %.3f  ljssl/LuaSec %s (smaller is better)\n"):format(
+    "instructions per echo", row.c, row.luasec and ("%.0f"):format(row.luasec) or "-", row.ljssl, "",
+    row.ljssl / row.c, row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-"))
+else
+  io.write("instructions per echo: valgrind is not installed (apt-get install valgrind)\n")
+end
+
 -- Start-up: process wall time of a LuaJIT that requires the modules, minus a
 -- bare LuaJIT's, medians of many runs.
 local function startup(code, impl)
@@ -159,7 +190,11 @@ if not quick then
     "|---|---|---|---|---|---|",
   }) do lines[#lines + 1] = l end
   for _, row in ipairs(results) do
-    if row.startup then
+    if row.smaller then
+      lines[#lines + 1] = ("| instructions per echo round trip (client, callgrind) | %.0f | %s | %.0f | %.3f | %s |"):format(
+        row.c, row.luasec and ("%.0f"):format(row.luasec) or "-", row.ljssl, row.ljssl / row.c,
+        row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-")
+    elseif row.startup then
       lines[#lines + 1] = ("| %s (ms over a bare LuaJIT) | | %s | %.1f | | %s |"):format(row.name,
         row.luasec and ("%.1f"):format(row.luasec) or "", row.ljssl,
         row.luasec and ("%.2f"):format(row.ljssl / row.luasec) or "")
