@@ -346,7 +346,7 @@ local function receive_all(st)
   end
 end
 
-local function receive_count(st, wanted)
+local function receive_count_slow(st, wanted)
   local parts, got = nil, 0
   while true do
     local avail = st.last - st.first
@@ -362,6 +362,16 @@ local function receive_count(st, wanted)
     local err = fill(st)
     if err then return nil, err, parts and table.concat(parts) or "" end
   end
+end
+
+-- Fast case: the buffer (refilled once if empty) holds all that is wanted.
+local function receive_count(st, wanted)
+  if st.last - st.first == 0 then
+    local err = fill(st)
+    if err then return nil, err, "" end
+  end
+  if st.last - st.first >= wanted then return take(st, wanted) end
+  return receive_count_slow(st, wanted)
 end
 
 function methods.receive(conn, pattern, prefix)
