@@ -50,7 +50,7 @@ demo: deps $(SHIM)
 
 bench/.build/tls_peer: bench/c/tls_peer.c
 	@mkdir -p bench/.build
-	$(CC) -O2 -Wall -o $@ $< $$(pkg-config --cflags --libs libssl libcrypto)
+	$(CC) -O2 -Wall -pthread -o $@ $< $$(pkg-config --cflags --libs libssl libcrypto)
 
 bench: deps $(SHIM) bench/.build/tls_peer
 	@sh tools/install_deps valgrind

@@ -2,7 +2,8 @@
 -- LuaSec and ljssl (the LuaSec API is the same; only the module path differs),
 -- talking to bench/c/tls_peer's server.  Prints the seconds its work took.
 --
---   luajit bench/client.lua luasec|ljssl PORT bulk BYTES|echo COUNT|hs COUNT
+--   luajit bench/client.lua luasec|ljssl PORT bulk BYTES|echo COUNT|hs COUNT|idle COUNT
+-- (idle prints the resident memory each open, idle connection costs, in bytes)
 local impl, port, work, amount = arg[1], tonumber(arg[2]), arg[3], tonumber(arg[4])
 if impl == "ljssl" then
   local root = arg[0]:match("^(.*)/bench/[^/]*$") or "."
@@ -61,6 +62,25 @@ elseif work == "hs" then
     conn:close()
   end
   elapsed = clock() - start
+elseif work == "idle" then
+  local function rss()
+    local f = assert(io.open("/proc/self/statm"))
+    local resident = tonumber(f:read("*a"):match("^%d+ (%d+)"))
+    f:close()
+    return resident * 4096
+  end
+  collectgarbage("collect")
+  local before, held = rss(), {}
+  for i = 1, amount do
+    local conn = connect()
+    conn:send("HOLD\n")
+    assert(conn:receive("*l") == "OK")
+    held[i] = conn
+  end
+  collectgarbage("collect")
+  print(("%.1f"):format((rss() - before) / amount))
+  for i = 1, amount do held[i]:close() end
+  os.exit(0)
 else
   error("unknown work " .. tostring(work))
 end

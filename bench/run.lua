@@ -103,6 +103,23 @@ bench("bulk (16 KiB reads)", "MiB/s", "bulk", bulk, function(s) return bulk / Mi
 bench("line echo (*l)", "trips/s", "echo", echoes, function(s) return echoes / s end)
 bench("full handshakes", "per s", "hs", handshakes, function(s) return handshakes / s end)
 
+-- Memory: the resident set each idle, established connection adds to the
+-- client (1000 of them, or fewer if the fd limit is low).
+do
+  local _, limit = sh("ulimit -n")
+  local count = math.min(quick and 20 or 1000, math.floor(((tonumber(limit) or 1024) - 64) / 2))
+  local row = { name = ("RSS per idle connection (%d open)"):format(count), unit = "bytes", memory = true }
+  for _, impl in ipairs(impls) do
+    local values = {}
+    for r = 1, quick and 1 or 3 do values[r] = client(impl, "idle", count) end
+    row[impl] = median(values)
+  end
+  results[#results + 1] = row
+  io.write(("%-28s C %10.0f   LuaSec %10s   ljssl %10.0f %-10s  ljssl/C %.3f  ljssl/LuaSec %s (smaller is better)\n"):format(
+    "RSS per idle connection", row.c, row.luasec and ("%.0f"):format(row.luasec) or "-", row.ljssl, "bytes",
+    row.ljssl / row.c, row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-"))
+end
+
 -- Instructions per echo round trip in the client process (callgrind counts
 -- user-space instructions, so this is stable on a noisy machine): the
 -- difference between two run lengths, so that start-up cancels out.
@@ -121,15 +138,26 @@ end
 if os.getenv("BENCH_NO_CALLGRIND") then
   io.write("instructions per echo: skipped (BENCH_NO_CALLGRIND)\n")
 elseif sh("command -v valgrind") then
-  local short, long = quick and 100 or 1000, quick and 300 or 3000
-  local row = { name = "echo round trip", unit = "instructions", smaller = true }
+  -- The JIT's traces depend on whether a reply has already arrived when the
+  -- client reads, which varies from run to run, so ljssl's count varies too:
+  -- the median of three measurements, over a long difference.
+  local short, long = quick and 100 or 1000, quick and 300 or 10000
+  local row = { name = "echo round trip", unit = "instructions", smaller = true, spread = {} }
   for _, impl in ipairs(impls) do
-    row[impl] = (instructions(impl, long) - instructions(impl, short)) / (long - short)
+    local counts = {}
+    for i = 1, quick and 1 or 3 do
+      counts[i] = (instructions(impl, long) - instructions(impl, short)) / (long - short)
+    end
+    row[impl] = median(counts)
+    table.sort(counts)
+    row.spread[impl] = ("%.0f..%.0f"):format(counts[1], counts[#counts])
   end
   results[#results + 1] = row
   io.write(("%-28s C %10.0f   LuaSec %10s   ljssl %10.0f %-10s  ljssl/C %.3f  ljssl/LuaSec %s (smaller is better)\n"):format(
     "instructions per echo", row.c, row.luasec and ("%.0f"):format(row.luasec) or "-", row.ljssl, "",
     row.ljssl / row.c, row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-"))
+  io.write(("%-28s ranges: C %s, LuaSec %s, ljssl %s\n"):format("", row.spread.c,
+    row.spread.luasec or "-", row.spread.ljssl))
 else
   io.write("instructions per echo: valgrind is not installed (apt-get install valgrind)\n")
 end
@@ -190,9 +218,14 @@ if not quick then
     "|---|---|---|---|---|---|",
   }) do lines[#lines + 1] = l end
   for _, row in ipairs(results) do
-    if row.smaller then
-      lines[#lines + 1] = ("| instructions per echo round trip (client, callgrind) | %.0f | %s | %.0f | %.3f | %s |"):format(
+    if row.memory then
+      lines[#lines + 1] = ("| %s (bytes, smaller is better) | %.0f | %s | %.0f | %.3f | %s |"):format(row.name,
         row.c, row.luasec and ("%.0f"):format(row.luasec) or "-", row.ljssl, row.ljssl / row.c,
+        row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-")
+    elseif row.smaller then
+      lines[#lines + 1] = ("| instructions per echo round trip (client, callgrind; median of 3, range) | %.0f (%s) | %s | %.0f (%s) | %.3f | %s |"):format(
+        row.c, row.spread.c, row.luasec and ("%.0f (%s)"):format(row.luasec, row.spread.luasec) or "-",
+        row.ljssl, row.spread.ljssl, row.ljssl / row.c,
         row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-")
     elseif row.startup then
       lines[#lines + 1] = ("| %s (ms over a bare LuaJIT) | | %s | %.1f | | %s |"):format(row.name,

@@ -7,16 +7,20 @@
  *   tls_peer client PORT echo COUNT          COUNT line round trips
  *   tls_peer client PORT hs COUNT            COUNT full handshakes
  *   tls_peer client PORT resume COUNT        COUNT resumed handshakes (tickets)
+ *   tls_peer client PORT idle COUNT          hold COUNT connections open; prints
+ *                                            the RSS each one costs, in bytes
  *
  * After the handshake a client sends one command line: "BULK n" (the server
  * sends n bytes and closes), "ECHO" (the server echoes lines until EOF) or
  * "PING" (the server answers "PONG", which also delivers TLS 1.3 tickets).
- * A client prints the seconds its work took, measured with CLOCK_MONOTONIC. */
+ * A client prints the seconds its work took, measured with CLOCK_MONOTONIC.
+ * The server gives each connection a thread, so that it can hold many. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +39,14 @@ static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Resident set size from /proc/self/statm, in bytes. */
+static long rss_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) { if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0; fclose(f); }
+  return resident * sysconf(_SC_PAGESIZE);
 }
 
 static void nodelay(int fd) {
@@ -61,17 +73,20 @@ static int read_line(struct reader *r, char *line, int size) {
   }
 }
 
-static void serve_one(SSL_CTX *ctx, int fd) {
-  SSL *ssl = SSL_new(ctx);
-  static struct reader r;
+static SSL_CTX *server_ctx;
+
+static char block[16384];
+
+static void *serve_one(void *arg) {
+  int fd = (int)(long)arg;
+  SSL *ssl = SSL_new(server_ctx);
+  struct reader *r = malloc(sizeof *r);
   char line[256];
   SSL_set_fd(ssl, fd);
-  r.ssl = ssl; r.start = r.end = 0;
-  if (SSL_accept(ssl) == 1 && read_line(&r, line, sizeof line) > 0) {
+  r->ssl = ssl; r->start = r->end = 0;
+  if (SSL_accept(ssl) == 1 && read_line(r, line, sizeof line) > 0) {
     if (strncmp(line, "BULK ", 5) == 0) {
-      static char block[16384];
       long long left = atoll(line + 5);
-      memset(block, 'x', sizeof block);
       while (left > 0) {
         int n = left < (long long)sizeof block ? (int)left : (int)sizeof block;
         if (SSL_write(ssl, block, n) <= 0) break;
@@ -79,16 +94,22 @@ static void serve_one(SSL_CTX *ctx, int fd) {
       }
     } else if (strncmp(line, "ECHO", 4) == 0) {
       int n;
-      while ((n = read_line(&r, line, sizeof line)) > 0)
+      while ((n = read_line(r, line, sizeof line)) > 0)
         if (SSL_write(ssl, line, n) <= 0) break;
     } else if (strncmp(line, "PING", 4) == 0) {
       SSL_write(ssl, "PONG\n", 5);
+    } else if (strncmp(line, "HOLD", 4) == 0) {
+      /* an idle connection: answer, then wait for the client to close */
+      SSL_write(ssl, "OK\n", 3);
+      while (read_line(r, line, sizeof line) > 0) {}
     }
     SSL_shutdown(ssl);
   }
   ERR_clear_error();
   SSL_free(ssl);
+  free(r);
   close(fd);
+  return NULL;
 }
 
 static int connect_to(int port) {
@@ -118,7 +139,7 @@ static void client_close(SSL *ssl) {
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (argc == 5 && strcmp(argv[1], "server") == 0) {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = server_ctx = SSL_CTX_new(TLS_server_method());
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
     int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
@@ -127,11 +148,18 @@ int main(int argc, char **argv) {
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 128) != 0) die("listen");
+    memset(block, 'x', sizeof block);
     for (;;) {
+      pthread_t thread;
+      pthread_attr_t attr;
       int fd = accept(lfd, NULL, NULL);
       if (fd < 0) continue;
       nodelay(fd);
-      serve_one(ctx, fd);
+      pthread_attr_init(&attr);
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      pthread_attr_setstacksize(&attr, 256 * 1024);
+      if (pthread_create(&thread, &attr, serve_one, (void *)(long)fd) != 0) close(fd);
+      pthread_attr_destroy(&attr);
     }
   }
   if (argc == 5 && strcmp(argv[1], "client") == 0) {
@@ -188,6 +216,17 @@ int main(int argc, char **argv) {
         client_close(ssl);
       }
       printf("%.6f\n", now() - start);
+    } else if (strcmp(work, "idle") == 0) {
+      SSL **held = calloc(amount, sizeof *held);
+      long before = rss_bytes();
+      for (long long i = 0; i < amount; i++) {
+        held[i] = client_session(ctx, port, NULL);
+        SSL_write(held[i], "HOLD\n", 5);
+        r.ssl = held[i]; r.start = r.end = 0;
+        if (read_line(&r, buf, sizeof buf) != 3) die("hold");
+      }
+      printf("%.1f\n", (double)(rss_bytes() - before) / amount);
+      for (long long i = 0; i < amount; i++) client_close(held[i]);
     } else {
       die("unknown work");
     }

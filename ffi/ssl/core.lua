@@ -57,7 +57,7 @@ function core.create(ctx)
   lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)
   return class.new({
     s = s, ctx = ctx, fd = -1, fdbox = ffi.gc(fdbox_type(-1), close_fdbox),
-    state = NEW, buf = bufarray(BUFSIZE), first = 0, last = 0,
+    state = NEW, buf = nil, first = 0, last = 0,
     block = -1, total = -1, start = 0,
     received = 0, sent = 0, birthday = fdlib.now(),
     anchors = {}, out = "", inbuf = "",
@@ -253,6 +253,29 @@ local function filled(st, n)
   return nil
 end
 
+-- Read buffers are lent to a connection only while it holds unread data, so
+-- an idle connection costs no 16 KiB buffer (OpenSSL's own record buffers are
+-- released the same way, SSL_MODE_RELEASE_BUFFERS).  One is kept for reuse.
+local spare = nil
+
+local function lend_buffer(st)
+  local buf = spare
+  spare = nil
+  if buf == nil then buf = bufarray(BUFSIZE) end
+  st.buf = buf
+  return buf
+end
+
+-- Marks n buffered bytes as consumed; an emptied buffer goes back.
+local function consume(st, n)
+  local first = st.first + n
+  st.first = first
+  if first == st.last then
+    spare = st.buf
+    st.buf, st.first, st.last = nil, 0, 0
+  end
+end
+
 local function fill_slow(st, n, msg, errno)
   local s = st.s
   while true do
@@ -268,6 +291,7 @@ end
 local function fill(st)
   if st.state ~= CONNECTED then return "closed" end
   local s = st.s
+  if st.buf == nil then lend_buffer(st) end
   local n, msg, errno = s:read(st.buf, BUFSIZE)
   if n > 0 then return filled(st, n) end
   local err = step_error(st, n, msg, errno, false)
@@ -279,7 +303,7 @@ end
 
 local function take(st, n)
   local data = ffi_string(st.buf + st.first, n)
-  st.first = st.first + n
+  consume(st, n)
   return data
 end
 
@@ -298,7 +322,7 @@ local function receive_line_slow(st)
       if nl ~= nil then
         local len = ffi_cast(u8ptr, nl) - start
         local line = take(st, len)
-        st.first = st.first + 1            -- the '\n'
+        consume(st, 1)            -- the '\n'
         if parts then
           parts[#parts + 1] = line
           line = table.concat(parts)
@@ -325,7 +349,7 @@ local function receive_line(st)
   local nl = libc.memchr(start, 10, st.last - st.first)
   if nl == nil then return receive_line_slow(st) end
   local line = take(st, ffi_cast(u8ptr, nl) - start)
-  st.first = st.first + 1                  -- the '\n'
+  consume(st, 1)                  -- the '\n'
   return strip_cr(line)
 end
 
@@ -484,7 +508,7 @@ function methods.close(conn)
     -- an RST can destroy data the peer has not read yet.
     if not st.transport then
       for _ = 1, 16 do
-        if st.s:read(st.buf, BUFSIZE) <= 0 then break end
+        if st.s:read(outbuf, BUFSIZE) <= 0 then break end   -- discarded
       end
     end
     st.s:shutdown()
