@@ -227,15 +227,20 @@ local function set_error(obj, code, text)
   fire(obj, "error_handler", code)
 end
 
--- Tears the connection down; `notify` fires disconnected when it was connected.
-local function shut(obj)
-  local st = S[obj]
-  local was = st.state
+-- Stops watching the object's socket and closes it.
+local function drop_socket(st)
   if st.sock then
     loop.unwatch(st.sock:getfd())
     st.sock:close()
     st.sock = nil
   end
+end
+
+-- Tears the connection down; `notify` fires disconnected when it was connected.
+local function shut(obj)
+  local st = S[obj]
+  local was = st.state
+  drop_socket(st)
   if st.lookup then
     loop.unwatch(st.lookup.fd)
     libc.pclose(st.lookup.file)
@@ -325,11 +330,7 @@ local start_connect
 local function connect_failed(obj, err)
   local st = S[obj]
   if st.addresses and #st.addresses > 0 then
-    if st.sock then
-      loop.unwatch(st.sock:getfd())
-      st.sock:close()
-      st.sock = nil
-    end
+    drop_socket(st)
     return start_connect(obj, table.remove(st.addresses, 1), true)
   end
   if err == "connection refused" then
@@ -888,11 +889,7 @@ end
 
 function VM.close(server)
   local st = S[server]
-  if st.sock then
-    loop.unwatch(st.sock:getfd())
-    st.sock:close()
-    st.sock = nil
-  end
+  drop_socket(st)
   st.listening = false
 end
 
@@ -1006,11 +1003,7 @@ end
 
 function UM.close(obj)
   local st = S[obj]
-  if st.sock then
-    loop.unwatch(st.sock:getfd())
-    st.sock:close()
-    st.sock = nil
-  end
+  drop_socket(st)
   if st.state ~= STATES.UNCONNECTED_STATE then
     st.state = STATES.UNCONNECTED_STATE
     fire(obj, "state_changed_handler", STATES.UNCONNECTED_STATE)
