@@ -73,6 +73,15 @@ if have_luasec then table.insert(impls, 2, "luasec") end
 
 local results = {}
 
+-- Prints one row: the three figures with `decimals` places, then the ratios.
+local function print_row(label, row, decimals, unit, note)
+  local num = "%10." .. decimals .. "f"
+  io.write(("%-28s C " .. num .. "   LuaSec %10s   ljssl " .. num .. " %-10s  ljssl/C %.3f  ljssl/LuaSec %s%s\n"):format(
+    label, row.c, row.luasec and ("%." .. decimals .. "f"):format(row.luasec) or "-", row.ljssl, unit,
+    row.ljssl / row.c, row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-", note or ""))
+  io.flush()
+end
+
 -- Runs `work` through every implementation, `rounds` times, rotating the order;
 -- `rate(seconds)` turns a time into the figure reported (bigger is better).
 local function bench(name, unit, work, amount, rate)
@@ -87,10 +96,7 @@ local function bench(name, unit, work, amount, rate)
   local row = { name = name, unit = unit }
   for _, impl in ipairs(impls) do row[impl] = rate(median(times[impl])) end
   results[#results + 1] = row
-  io.write(("%-28s C %10.1f   LuaSec %10s   ljssl %10.1f %-10s  ljssl/C %.3f  ljssl/LuaSec %s\n"):format(
-    name, row.c, row.luasec and ("%.1f"):format(row.luasec) or "-", row.ljssl, unit,
-    row.ljssl / row.c, row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-"))
-  io.flush()
+  print_row(name, row, 1, unit)
 end
 
 local MiB = 1024 * 1024
@@ -115,9 +121,7 @@ do
     row[impl] = median(values)
   end
   results[#results + 1] = row
-  io.write(("%-28s C %10.0f   LuaSec %10s   ljssl %10.0f %-10s  ljssl/C %.3f  ljssl/LuaSec %s (smaller is better)\n"):format(
-    "RSS per idle connection", row.c, row.luasec and ("%.0f"):format(row.luasec) or "-", row.ljssl, "bytes",
-    row.ljssl / row.c, row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-"))
+  print_row("RSS per idle connection", row, 0, "bytes", " (smaller is better)")
 end
 
 -- Instructions per echo round trip in the client process (callgrind counts
@@ -153,9 +157,7 @@ elseif sh("command -v valgrind") then
     row.spread[impl] = ("%.0f..%.0f"):format(counts[1], counts[#counts])
   end
   results[#results + 1] = row
-  io.write(("%-28s C %10.0f   LuaSec %10s   ljssl %10.0f %-10s  ljssl/C %.3f  ljssl/LuaSec %s (smaller is better)\n"):format(
-    "instructions per echo", row.c, row.luasec and ("%.0f"):format(row.luasec) or "-", row.ljssl, "",
-    row.ljssl / row.c, row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-"))
+  print_row("instructions per echo", row, 0, "", " (smaller is better)")
   io.write(("%-28s ranges: C %s, LuaSec %s, ljssl %s\n"):format("", row.spread.c,
     row.spread.luasec or "-", row.spread.ljssl))
 else
@@ -217,11 +219,16 @@ if not quick then
     "| benchmark | C/OpenSSL | LuaSec | ljssl | ljssl / C | ljssl / LuaSec |",
     "|---|---|---|---|---|---|",
   }) do lines[#lines + 1] = l end
+  -- a table row: the three figures with `decimals` places, then the ratios
+  local function table_row(label, row, decimals)
+    local num = "%." .. decimals .. "f"
+    return ("| %s | " .. num .. " | %s | " .. num .. " | %.3f | %s |"):format(label,
+      row.c, row.luasec and num:format(row.luasec) or "-", row.ljssl, row.ljssl / row.c,
+      row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-")
+  end
   for _, row in ipairs(results) do
     if row.memory then
-      lines[#lines + 1] = ("| %s (bytes, smaller is better) | %.0f | %s | %.0f | %.3f | %s |"):format(row.name,
-        row.c, row.luasec and ("%.0f"):format(row.luasec) or "-", row.ljssl, row.ljssl / row.c,
-        row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-")
+      lines[#lines + 1] = table_row(row.name .. " (bytes, smaller is better)", row, 0)
     elseif row.smaller then
       lines[#lines + 1] = ("| instructions per echo round trip (client, callgrind; median of 3, range) | %.0f (%s) | %s | %.0f (%s) | %.3f | %s |"):format(
         row.c, row.spread.c, row.luasec and ("%.0f (%s)"):format(row.luasec, row.spread.luasec) or "-",
@@ -232,9 +239,7 @@ if not quick then
         row.luasec and ("%.1f"):format(row.luasec) or "", row.ljssl,
         row.luasec and ("%.2f"):format(row.ljssl / row.luasec) or "")
     else
-      lines[#lines + 1] = ("| %s (%s) | %.1f | %s | %.1f | %.3f | %s |"):format(row.name, row.unit,
-        row.c, row.luasec and ("%.1f"):format(row.luasec) or "-", row.ljssl, row.ljssl / row.c,
-        row.luasec and ("%.3f"):format(row.ljssl / row.luasec) or "-")
+      lines[#lines + 1] = table_row(("%s (%s)"):format(row.name, row.unit), row, 1)
     end
   end
   -- Replace the figures between the markers; the notes around them are kept.
