@@ -44,6 +44,28 @@ local function serve_once(port, params, fn)
   conn:close()
 end
 
+-- Serves one client peer (already started, reading `input`): expects
+-- "hello ljssl", answers "reply from ljssl", checks the peer printed it, and
+-- the protocol when `expect_protocol` is given.  Returns the peer's output.
+local function serve_peer(port, peer, input, params, expect_protocol)
+  local received, proto
+  local ok, err = pcall(serve_once, port, params, function(conn, hs, herr)
+    assert(hs, herr)
+    proto = conn:info("protocol")
+    received = conn:receive()
+    conn:send("reply from ljssl\n")
+  end)
+  socket.sleep(0.2)
+  local out = peer:output()
+  peer:stop()
+  os.remove(input)
+  assert(ok, err)
+  assert.equal("hello ljssl", received)
+  if expect_protocol then assert.equal(expect_protocol, proto) end
+  assert.truthy(out:find("reply from ljssl", 1, true), out)
+  return out
+end
+
 local function server_params(extra)
   local p = { mode = "server", protocol = "any", key = pki.server_key, certificate = pki.server }
   for k, v in pairs(extra or {}) do p[k] = v end
@@ -177,22 +199,7 @@ describe("against openssl s_client", function()
   local function serve(params, client_args, expect_protocol)
     local port = helpers.free_port()
     local peer, input = s_client(port, client_args)
-    local received, proto
-    local ok, err = pcall(serve_once, port, params, function(conn, hs, herr)
-      assert(hs, herr)
-      proto = conn:info("protocol")
-      received = conn:receive()
-      conn:send("reply from ljssl\n")
-    end)
-    socket.sleep(0.2)
-    local out = peer:output()
-    peer:stop()
-    os.remove(input)
-    assert(ok, err)
-    assert.equal("hello ljssl", received)
-    if expect_protocol then assert.equal(expect_protocol, proto) end
-    assert.truthy(out:find("reply from ljssl", 1, true), out)
-    return out
+    return serve_peer(port, peer, input, params, expect_protocol)
   end
 
   it("serves TLS 1.3 and TLS 1.2 clients", function()
@@ -231,19 +238,7 @@ describe("against GnuTLS", function()
     helpers.writefile(input, "hello ljssl\n")
     local peer = helpers.spawn(("sleep 0.3; timeout 20 gnutls-cli --x509cafile %s -p %d " ..
       "--sni-hostname localhost localhost < %s"):format(pki.ca, port, input))
-    local received
-    local ok, err = pcall(serve_once, port, server_params(), function(conn, hs, herr)
-      assert(hs, herr)
-      received = conn:receive()
-      conn:send("reply from ljssl\n")
-    end)
-    socket.sleep(0.2)
-    local out = peer:output()
-    peer:stop()
-    os.remove(input)
-    assert(ok, err)
-    assert.equal("hello ljssl", received)
-    assert.truthy(out:find("reply from ljssl", 1, true), out)
+    serve_peer(port, peer, input, server_params())
   end)
 end)
 
