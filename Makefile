@@ -9,7 +9,7 @@ LUADIR  ?= $(PREFIX)/share/lua/5.1
 
 SHIM    := shim/c/libljssl_shim.so
 
-.PHONY: all deps shim cdefs check-cdefs check-shim spec test demo bench install clean
+.PHONY: all deps shim cdefs check-cdefs check-shim spec test demo bench torture install clean
 
 all: shim
 
@@ -55,6 +55,12 @@ bench/.build/tls_peer: bench/c/tls_peer.c
 bench: deps $(SHIM) bench/.build/tls_peer
 	@sh tools/install_deps valgrind
 	@$(LUAJIT) bench/run.lua
+
+# The long reliability runs (docs/reliability.md): GC torture under valgrind,
+# 100 000 sequential connections, 1000 concurrent ones, long fuzzing.
+torture: deps $(SHIM)
+	@sh tools/install_deps valgrind socat
+	@bash tools/run_torture
 
 LIBDIR  ?= $(PREFIX)/lib/lua/5.1
 BINDIR  ?= $(PREFIX)/bin
