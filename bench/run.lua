@@ -165,33 +165,56 @@ else
 end
 
 -- Start-up: process wall time of a LuaJIT that requires the modules, minus a
--- bare LuaJIT's, medians of many runs.
-local function startup(code, impl)
-  local path = impl == "ljssl" and ("package.path=%q..package.path;"):format(
-    root .. "/ffi/?.lua;" .. root .. "/ffi/?/init.lua;") or ""
-  local f = os.tmpname()
-  local h = io.open(f, "w"); h:write(path, code); h:close()
-  local runs = {}
-  for i = 1, quick and 3 or 30 do
-    local t0 = socket.gettime()
-    assert(sh(("%s %s"):format(luajit, f)))
-    runs[i] = socket.gettime() - t0
+-- bare LuaJIT's, medians of many runs.  ljssl is measured from the source tree
+-- and from a `make install BYTECODE=1` tree (modules as LuaJIT bytecode).
+local bytecode_dir = dir .. "/bytecode"
+assert(sh(("cd %s && make -s install PREFIX=%s BYTECODE=1 LUAJIT=%s >/dev/null"):format(
+  root, bytecode_dir, luajit)))
+local lua_dirs = { ljssl = root .. "/ffi", ["ljssl bytecode"] = bytecode_dir .. "/share/lua/5.1" }
+-- Medians of many runs of `code` under each implementation, the
+-- implementations alternating run by run so that drift hits them alike.
+local function startup(code, impls)
+  local files, runs = {}, {}
+  for _, impl in ipairs(impls) do
+    local path = lua_dirs[impl] and ("package.path=%q..package.path;"):format(
+      lua_dirs[impl] .. "/?.lua;" .. lua_dirs[impl] .. "/?/init.lua;") or ""
+    if impl == "ljssl bytecode" then   -- the installed shim, as an installed program finds it
+      path = path .. ("package.cpath=%q..package.cpath;"):format(bytecode_dir .. "/lib/lua/5.1/?.so;")
+    end
+    files[impl] = os.tmpname()
+    local h = io.open(files[impl], "w"); h:write(path, impl == "bare" and "" or code); h:close()
+    runs[impl] = {}
   end
-  os.remove(f)
-  return median(runs) * 1000
+  for i = 1, quick and 3 or 30 do
+    for _, impl in ipairs(impls) do
+      local t0 = socket.gettime()
+      assert(sh(("%s %s"):format(luajit, files[impl])))
+      runs[impl][i] = socket.gettime() - t0
+    end
+  end
+  local ms = {}
+  for _, impl in ipairs(impls) do
+    os.remove(files[impl])
+    ms[impl] = median(runs[impl]) * 1000
+  end
+  return ms
 end
-local bare = startup("", "luasec")
-local function startup_row(name, code, impls_for)
-  local row = { name = name, unit = "ms", startup = true }
-  for _, impl in ipairs(impls_for) do row[impl] = startup(code, impl) - bare end
-  results[#results + 1] = row
-  io.write(("%-28s bare LuaJIT %.1f ms;%s  ljssl +%.1f ms  (smaller is better)\n"):format(
-    name, bare, row.luasec and ("  LuaSec +%.1f ms"):format(row.luasec) or "", row.ljssl))
+local function startup_row(name, code, with_luasec)
+  local impls = { "bare", "ljssl", "ljssl bytecode" }
+  if with_luasec and have_luasec then impls[#impls + 1] = "luasec" end
+  local ms = startup(code, impls)
+  for _, impl in ipairs({ "ljssl", "ljssl bytecode" }) do
+    local row = { name = name .. (impl == "ljssl" and "" or ", bytecode install"), unit = "ms",
+                  startup = true, ljssl = ms[impl] - ms.bare, luasec = ms.luasec and ms.luasec - ms.bare }
+    results[#results + 1] = row
+    io.write(("%-44s bare LuaJIT %.1f ms;%s  ljssl +%.1f ms  (smaller is better)\n"):format(
+      row.name, ms.bare, row.luasec and ("  LuaSec +%.1f ms"):format(row.luasec) or "", row.ljssl))
+  end
 end
-startup_row('require "ssl", "ssl.https"', 'require "ssl"; require "ssl.https"',
-  have_luasec and { "luasec", "ljssl" } or { "ljssl" })
-startup_row('require "libtls"', 'require "libtls"; require "libtls.config"', { "ljssl" })
-startup_row('require "iomodules"', 'require "iomodules"', { "ljssl" })
+startup_row('require "ssl"', 'require "ssl"', true)
+startup_row('require "ssl", "ssl.https"', 'require "ssl"; require "ssl.https"', true)
+startup_row('require "libtls"', 'require "libtls"; require "libtls.config"')
+startup_row('require "iomodules"', 'require "iomodules"')
 
 finish()
 

@@ -47,6 +47,35 @@ describe("installation", function()
     helpers.sh("rm -rf " .. prefix)
   end)
 
+  it("make install BYTECODE=1: bytecode modules that load, work and keep line numbers", function()
+    local prefix = helpers.tmpdir()
+    local ok, out = helpers.sh(("make -s install PREFIX=%s BYTECODE=1 LUAJIT=%s"):format(prefix, helpers.luajit()))
+    assert.is_true(ok, out)
+    local lua_dir, lib_dir = prefix .. "/share/lua/5.1", prefix .. "/lib/lua/5.1"
+    for _, module in ipairs({ "ssl/init.lua", "ssl/engine/session.lua", "cdefs/ssl.lua", "libtls/init.lua" }) do
+      assert.equal("\27LJ", helpers.readfile(lua_dir .. "/" .. module):sub(1, 3), module)
+    end
+    ok, out = run_from(lua_dir, lib_dir, [[
+      local ssl = require "ssl"
+      local ctx = assert(ssl.newcontext({ mode = "client", protocol = "any" }))
+      print(type(ctx), require("ssl.lib").shim_info)
+      local where = debug.getinfo(ssl.newcontext, "S")
+      print(("defined at %s:%d"):format(where.short_src, where.linedefined))
+      require "libtls"; require "iomodules"
+      print("faces ok")
+    ]])
+    assert.is_true(ok, out)
+    assert.truthy(out:find("userdata", 1, true), out)
+    -- the shim is found next to the modules' recorded install path
+    if os.getenv("LJSSL_SHIM") ~= "off" then
+      assert.truthy(out:find(lib_dir .. "/libljssl_shim.so", 1, true), out)
+    end
+    -- tracebacks still name the file and line (-g keeps the debug information)
+    assert.truthy(out:find("defined at [^\n]*ssl/init.lua:[1-9]%d*\n"), out)
+    assert.truthy(out:find("faces ok", 1, true), out)
+    helpers.sh("rm -rf " .. prefix)
+  end)
+
   it("the rockspec lists every module, and its layout works", function()
     local rockspec = {}
     assert(setfenv(assert(loadfile("ljssl-0.1-1.rockspec")), rockspec))()

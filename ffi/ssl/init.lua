@@ -4,14 +4,18 @@
 
 local core = require "ssl.core"
 local context = require "ssl.context"
-local x509 = require "ssl.x509"
 local config = require "ssl.config"
 local lib = require "ssl.lib"
-local trust = require "ssl.engine.trust"
 local args = require "ssl.engine.args"
 local ip_literal = require("ssl.engine.names").ip_literal
 
 local unpack = table.unpack or unpack
+
+-- Certificates and the system store are loaded on first use: most programs
+-- never call them, and `require "ssl"` should cost no more than LuaSec's.
+local function on_first_use(module, name)
+  return function(...) return require(module)[name](...) end
+end
 
 -- Apply func(ctx, param) or func(ctx, unpack(param)), as LuaSec's optexec.
 local function optexec(func, param, ctx)
@@ -216,7 +220,7 @@ end
 
 -- Loads the system trust store into a context made by newcontext.
 local function use_system_ca(ctx)
-  return trust.load(context.state[ctx].engine)
+  return require("ssl.engine.trust").load(context.state[ctx].engine)
 end
 
 -- Seed 004's ssl.connect, secure by default: verifies the chain against the
@@ -291,16 +295,16 @@ return {
   _VERSION = "1.3.2 (ljssl 0.1 on " .. lib.version_text .. ")",
   _COPYRIGHT = core.copyright(),
   config = config,
-  loadcertificate = x509.load,
+  loadcertificate = on_first_use("ssl.x509", "load"),
   newcontext = newcontext,
   wrap = wrap,
   connect = connect,
   transport = transport,
-  checkhostname = x509.checkhostname,
-  checkhost = x509.checkhost,
-  find_system_ca = trust.find,
-  get_system_ca = trust.get,
-  set_system_ca = trust.set,
+  checkhostname = on_first_use("ssl.x509", "checkhostname"),
+  checkhost = on_first_use("ssl.x509", "checkhost"),
+  find_system_ca = on_first_use("ssl.engine.trust", "find"),
+  get_system_ca = on_first_use("ssl.engine.trust", "get"),
+  set_system_ca = on_first_use("ssl.engine.trust", "set"),
   use_system_ca = use_system_ca,
   rawcontext = context.rawcontext,
   rawconnection = core.rawconnection,
