@@ -57,7 +57,7 @@ function core.create(ctx)
   lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)
   return class.new({
     s = s, ctx = ctx, fd = -1, fdbox = ffi.gc(fdbox_type(-1), close_fdbox),
-    state = NEW, buf = nil, first = 0, last = 0,
+    state = NEW, buf = nil, first = 0, last = 0, waited = false,
     block = -1, total = -1, start = 0,
     received = 0, sent = 0, birthday = fdlib.now(),
     anchors = {}, out = "", inbuf = "",
@@ -287,13 +287,23 @@ local function fill_slow(st, n, msg, errno)
 end
 
 -- Refills the (empty) buffer with one record; returns nil or an error string.
--- Fast case: the record is there, or arrives after one wait.
+-- Fast case: the record is there, or arrives after one wait.  When the last
+-- record had to be waited for (request and reply), wait before reading: a read
+-- that can only find nothing costs OpenSSL a buffer allocation and the error
+-- queue a visit.  A wait that times out still lets the read try once.
 local function fill(st)
   if st.state ~= CONNECTED then return "closed" end
   local s = st.s
   if st.buf == nil then lend_buffer(st) end
+  if st.waited and not st.transport and not s:has_pending() then
+    fdlib.wait(st.fd, false, retry(st))
+  end
   local n, msg, errno = s:read(st.buf, BUFSIZE)
-  if n > 0 then return filled(st, n) end
+  if n > 0 then
+    st.waited = false
+    return filled(st, n)
+  end
+  st.waited = true
   local err = step_error(st, n, msg, errno, false)
   if err then return err end
   n, msg, errno = s:read(st.buf, BUFSIZE)

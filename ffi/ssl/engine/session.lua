@@ -220,6 +220,12 @@ function Session:pending()
   return self.ptr ~= nil and C.SSL_pending(self.ptr) or 0
 end
 
+-- True when OpenSSL holds bytes of this connection not yet returned by
+-- read: decrypted data, or part of a record already taken from the transport.
+function Session:has_pending()
+  return self.ptr ~= nil and C.SSL_has_pending(self.ptr) == 1
+end
+
 function Session:want()
   return self.ptr ~= nil and C.SSL_want(self.ptr) or K.SSL_NOTHING
 end
