@@ -830,9 +830,28 @@ function core.explain_verify_failure(conn, host)
   return "certificate verify failed: " .. ffi_string(crypto.X509_verify_cert_error_string(result))
 end
 
--- The object ssl.wrap took the fd from, for the passthroughs below.
+-- The object ssl.wrap took the fd from, for the passthroughs below.  A
+-- LuaSocket TCP object is not kept: it carries an 8 KiB buffer, as much again
+-- as an idle connection costs, so its family is noted and a fresh object of
+-- that family stands in for each (rare) passthrough call.
+local TCP_FOR_FAMILY = { inet4 = "tcp4", inet6 = "tcp6" }
+
 function core.setsocket(conn, sock)
-  check(conn, "setsocket").sock = sock
+  local st = check(conn, "setsocket")
+  local family = tostring(sock):match("^tcp{") and type(sock.getfamily) == "function"
+    and sock:getfamily()
+  if TCP_FOR_FAMILY[family] then
+    st.sock, st.sockfamily = nil, family
+  else
+    st.sock, st.sockfamily = sock, nil
+  end
+end
+
+local function stand_in(st)
+  local socket = require "socket"
+  local sock = assert(socket[TCP_FOR_FAMILY[st.sockfamily]]())
+  sock:close()                   -- the fd it made for itself; ours is lent below
+  return sock
 end
 
 -- getpeername, getsockname, getoption, setoption: LuaSocket's own methods, run
@@ -840,8 +859,8 @@ end
 local function passthrough(name)
   methods[name] = function(conn, ...)
     local st = check(conn, name)
-    local sock = st.sock
     if st.fd < 0 then return nil, "closed" end
+    local sock = st.sock or (st.sockfamily and stand_in(st))
     if not sock or type(sock.setfd) ~= "function" or type(sock[name]) ~= "function" then
       return nil, name .. " is not supported by the wrapped object"
     end
