@@ -277,4 +277,18 @@ if not quick then
   h:write(new)
   h:close()
   io.write("figures written to bench/results.md\n")
+
+  -- The same ratios as a chart, turned so that above 1.0 means ljssl is better.
+  package.path = root .. "/bench/?.lua;" .. package.path
+  local bars = {}
+  for _, row in ipairs(results) do
+    local smaller = row.memory or row.smaller or row.startup
+    local function turned(other)
+      if not other or not row.ljssl or other == 0 or row.ljssl == 0 then return nil end
+      return smaller and other / row.ljssl or row.ljssl / other
+    end
+    bars[#bars + 1] = { label = row.name, vs_c = turned(row.c), vs_luasec = turned(row.luasec) }
+  end
+  require("plot").write(root .. "/bench/ratios.png", bars)
+  io.write("chart written to bench/ratios.png\n")
 end
