@@ -131,6 +131,30 @@ describe("libtls face", function()
     c:close(); s:close()
   end)
 
+  it("still writes after the peer's close_notify (TLS half-close, as libtls)", function()
+    local cli, conn, c, s = connected()
+    local ok
+    for _ = 1, 50 do                          -- the server's close_notify goes out
+      ok = conn:close()
+      if ok then break end
+      socket.select({ s }, { s }, 0.05)
+    end
+    assert.is_true(ok)
+    local r
+    for _ = 1, 50 do
+      r = { cli:read() }
+      if r[3] ~= true then break end
+      socket.select({ c }, nil, 0.05)
+    end
+    assert.same({}, r)                        -- the end of the stream
+    assert.equal(4, cli:write("late"))        -- and the client may still write
+    socket.select({ s }, nil, 1)
+    local raw = s:receive(5)                  -- a TLS record header arrives
+    assert.equal(23, raw and raw:byte(1), "an application data record")
+    c:close(); s:close()
+    return cli
+  end)
+
   it("reads EOF without close_notify as the end, and close() reports it (libtls semantics)", function()
     local cli, conn, c, s = connected()
     c:shutdown("send")                      -- the TCP stream ends, no close_notify

@@ -18,6 +18,15 @@ local timers = {}           -- list of { at = seconds, fn = fn, id = n }, sorted
 local deferred = {}         -- functions for the next tick
 local next_id, running = 0, false
 
+-- Programmer mistakes raise in lauxlib's words, blaming the caller (a bad
+-- value stored here would otherwise fail later, inside some other step).
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+local function typename(v) return v == nil and "no value" or type(v) end
+local function seconds_ok(v) return type(v) == "number" and v == v and v >= 0 end
+local function fd_ok(v) return type(v) == "number" and v == math.floor(v) and v >= -2147483648 and v <= 2147483647 end
+
 -- Reports an error raised by a handler; replace to log elsewhere.
 function loop.report(err)
   io.stderr:write("iomodules: handler error: ", tostring(err), "\n")
@@ -32,6 +41,9 @@ end
 
 -- Interest in `fd` becoming readable/writable: fn(fd) or nil to stop.
 function loop.watch(fd, kind, fn)
+  if not fd_ok(fd) then argerror(1, "watch", "file descriptor expected, got " .. typename(fd)) end
+  if kind ~= "read" and kind ~= "write" then argerror(2, "watch", "'read' or 'write' expected") end
+  if fn ~= nil and type(fn) ~= "function" then argerror(3, "watch", "function expected, got " .. type(fn)) end
   local w = watched[fd]
   if not w then
     if not fn then return end
@@ -43,11 +55,14 @@ function loop.watch(fd, kind, fn)
 end
 
 function loop.unwatch(fd)
+  if type(fd) ~= "number" or fd ~= fd then argerror(1, "unwatch", "file descriptor expected, got " .. typename(fd)) end
   watched[fd] = nil
 end
 
 -- Calls fn() once, `seconds` from now; returns an id for cancel().
 function loop.after(seconds, fn)
+  if not seconds_ok(seconds) then argerror(1, "after", "seconds expected, got " .. tostring(seconds)) end
+  if type(fn) ~= "function" then argerror(2, "after", "function expected, got " .. typename(fn)) end
   next_id = next_id + 1
   local t = { at = fdlib.now() + seconds, fn = fn, id = next_id }
   local i = #timers + 1
@@ -68,6 +83,7 @@ end
 
 -- Calls fn(...) on a later tick (the `_async` callbacks).
 function loop.defer(fn, ...)
+  if type(fn) ~= "function" then argerror(1, "defer", "function expected, got " .. typename(fn)) end
   local args = { n = select("#", ...), ... }
   deferred[#deferred + 1] = function() return fn(unpack(args, 1, args.n)) end
 end
@@ -78,6 +94,9 @@ local pfds_size = 64
 -- One round: deferred calls, then poll for at most `timeout` seconds (nil:
 -- until something happens), then due timers.  Returns true if anything ran.
 function loop.step(timeout)
+  if timeout ~= nil and not seconds_ok(timeout) then
+    argerror(1, "step", "seconds expected, got " .. tostring(timeout))
+  end
   local did = false
   if #deferred > 0 then
     local now_deferred = deferred
@@ -152,6 +171,10 @@ end
 
 -- Steps until cond() is true or `seconds` pass; returns cond()'s last value.
 function loop.run_until(cond, seconds)
+  if type(cond) ~= "function" then argerror(1, "run_until", "function expected, got " .. typename(cond)) end
+  if seconds ~= nil and not seconds_ok(seconds) then
+    argerror(2, "run_until", "seconds expected, got " .. tostring(seconds))
+  end
   local deadline = fdlib.now() + (seconds or 10)
   while fdlib.now() < deadline do
     local v = cond()

@@ -87,9 +87,32 @@ local function class(name, parent)
     end,
     __tostring = function(obj) return ("net.%s: %s"):format(name, rawget(obj, "__id")) end,
   }
+  c.mt.__class = c
   -- the public class table: constants and new()
   c.public = setmetatable({}, { __index = function(_, k) return c.consts[k] or c.methods[k] end })
   return c
+end
+
+-- True when v is an object of class c or of a class derived from it.
+local function instance_of(v, c)
+  local mt = type(v) == "table" and getmetatable(v)
+  local oc = type(mt) == "table" and rawget(mt, "__class")
+  while oc do
+    if oc == c then return true end
+    oc = oc.parent
+  end
+  return false
+end
+
+-- A peer_verify_mode value: nil (the default) or one of the VERIFY constants.
+-- Anything else would have left the handshake unverified.
+local function verify_mode_ok(v)
+  return v == nil or (type(v) == "number" and v == math.floor(v) and v >= 0 and v <= 3)
+end
+
+local function badvalue(k, v, expected)
+  error(("bad value for %s (%s expected, got %s)"):format(k, expected,
+    type(v) == "number" and tostring(v) or type(v)), 3)
 end
 
 local function new_object(c)
@@ -114,6 +137,32 @@ end
 
 -- State of every object, kept outside it so handler fields cannot clash.
 local S = setmetatable({}, { __mode = "k" })
+
+-- Programmer mistakes raise in lauxlib's words, blaming the caller.
+local function argerror(n, fname, msg, level)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 3)
+end
+
+local function typename(v) return v == nil and "no value" or type(v) end
+
+-- An optional size (read and peek maxima): nil, or a number >= 0.
+local function optsize(v, n, fname)
+  if v == nil then return nil end
+  if type(v) ~= "number" then argerror(n, fname, "number expected, got " .. typename(v), 4) end
+  if v ~= v or v < 0 then argerror(n, fname, "size expected, got " .. tostring(v), 4) end
+  return math.floor(v)
+end
+
+-- An optional port: nil, or an integer 0..65535 (a numeric string converts).
+local function optport(v, n, fname)
+  if v == nil then return nil end
+  local p = tonumber(v)
+  if not p or (type(v) ~= "number" and type(v) ~= "string") or p ~= math.floor(p) or p < 0 or p > 65535 then
+    argerror(n, fname, "port expected, got " .. (type(v) == "string" and ("'" .. v .. "'")
+      or type(v) == "number" and tostring(v) or typename(v)), 4)
+  end
+  return p
+end
 
 local function fire(obj, handler, ...)
   local fn = rawget(obj, handler)
@@ -146,7 +195,7 @@ end
 
 function SM.read_string(obj, max)
   local st = S[obj]
-  return take(st, max or #st.rbuf)
+  return take(st, optsize(max, 2, "read_string") or #st.rbuf)
 end
 function SM.read_bytes(obj, max) return bytes_of(SM.read_string(obj, max)) end
 function SM.read_all_string(obj) return SM.read_string(obj) end
@@ -154,6 +203,7 @@ function SM.read_all_bytes(obj) return bytes_of(SM.read_string(obj)) end
 
 function SM.read_line_string(obj, max)
   local st = S[obj]
+  max = optsize(max, 2, "read_line_string")
   local nl = st.rbuf:find("\n", 1, true)
   local n = nl or #st.rbuf
   if max and max < n then n = max end
@@ -161,19 +211,34 @@ function SM.read_line_string(obj, max)
 end
 function SM.read_line_bytes(obj, max) return bytes_of(SM.read_line_string(obj, max)) end
 
-function SM.peek_string(obj, max) return S[obj].rbuf:sub(1, max or #S[obj].rbuf) end
+function SM.peek_string(obj, max)
+  return S[obj].rbuf:sub(1, optsize(max, 2, "peek_string") or #S[obj].rbuf)
+end
 function SM.peek_bytes(obj, max) return bytes_of(SM.peek_string(obj, max)) end
 
 function SM.write_string(obj, s)
-  assert(type(s) == "string", "write_string expects a string")
+  if type(s) ~= "string" then argerror(2, "write_string", "string expected, got " .. typename(s)) end
   return obj:_write(s)
 end
-function SM.write_bytes(obj, t) return obj:_write(string_of(t)) end
+local function checkbytes(t, fname)
+  if type(t) ~= "table" then argerror(2, fname, "table expected, got " .. typename(t), 4) end
+  for i = 1, #t do
+    local b = t[i]
+    if type(b) ~= "number" or b ~= math.floor(b) or b < 0 or b > 255 then
+      argerror(2, fname, ("byte expected at index %d, got %s"):format(i, tostring(b)), 4)
+    end
+  end
+  return t
+end
+function SM.write_bytes(obj, t) return obj:_write(string_of(checkbytes(t, "write_bytes"))) end
 
 function SM.seek() return false end          -- sockets are sequential
 function SM.reset() return false end
 
 function SM.open(obj, mode)
+  if mode ~= nil and (type(mode) ~= "number" or mode ~= math.floor(mode) or mode < 0 or mode > 15) then
+    argerror(2, "open", "open mode expected, got " .. (type(mode) == "number" and tostring(mode) or type(mode)))
+  end
   S[obj].open_mode = mode or OPEN_MODES.READ_WRITE_MODE
   return true
 end
@@ -415,6 +480,10 @@ end
 
 function TM.connect(obj, host, port, mode)
   local st = S[obj]
+  if type(host) ~= "string" then argerror(2, "connect", "string expected, got " .. typename(host)) end
+  port = optport(port, 3, "connect")
+  if port == nil then argerror(3, "connect", "port expected, got no value") end
+  if mode ~= nil and type(mode) ~= "number" then argerror(4, "connect", "number expected, got " .. type(mode)) end
   if st.state ~= STATES.UNCONNECTED_STATE and st.state ~= STATES.BOUND_STATE then return end
   st.host, st.port = host, tonumber(port)
   st.open_mode = mode or OPEN_MODES.READ_WRITE_MODE
@@ -437,6 +506,7 @@ end
 
 function TM.bind(obj, port)
   local st = S[obj]
+  port = optport(port, 2, "bind")
   local s = socket.tcp()
   local ok = s:bind("0.0.0.0", port or 0)
   if not ok then s:close(); return false end
@@ -542,6 +612,9 @@ function Config.public.new()
 end
 
 function Config.methods.add_ca_certificate(obj, cert)
+  if not instance_of(cert, Cert) then
+    argerror(2, "add_ca_certificate", "net.SslCertificate expected, got " .. typename(cert))
+  end
   local cst = S[cert]
   if cst and cst.cert then
     table.insert(S[obj].ca, cst.encoded)
@@ -552,8 +625,22 @@ end
 -- read/write properties live in the state, through __newindex
 local CONFIG_FIELDS = { local_certificate = true, local_certificate_chain = true,
                         private_key = true, peer_verify_mode = true }
+local function certificates(v)
+  if type(v) ~= "table" then return false end
+  for _, c in ipairs(v) do if not instance_of(c, Cert) then return false end end
+  return true
+end
 Config.mt.__newindex = function(obj, k, v)
   if CONFIG_FIELDS[k] then
+    if k == "peer_verify_mode" and not verify_mode_ok(v) then
+      badvalue(k, v, "VERIFY_NONE, QUERY_PEER, VERIFY_PEER or AUTO_VERIFY_PEER")
+    elseif k == "local_certificate" and v ~= nil and not instance_of(v, Cert) then
+      badvalue(k, v, "net.SslCertificate")
+    elseif k == "private_key" and v ~= nil and not instance_of(v, Key) then
+      badvalue(k, v, "net.SslKey")
+    elseif k == "local_certificate_chain" and v ~= nil and not certificates(v) then
+      badvalue(k, v, "a table of net.SslCertificate")
+    end
     S[obj][k] = v
     S[obj].contexts = nil                -- rebuilt at the next handshake
   else
@@ -600,14 +687,26 @@ function build_context(cfg, role, verify_mode)
     for _, c in ipairs(cs.local_certificate_chain or {}) do
       if S[c] and S[c].encoded then chain[#chain + 1] = S[c].encoded end
     end
-    if not e:use_certificate_chain_pem(table.concat(chain)) then return nil, "Invalid or empty certificate" end
-    if not e:use_key_pem(key.pem) then return nil, "Invalid or empty private key" end
+    local loaded, why = e:use_certificate_chain_pem(table.concat(chain))
+    if not loaded then     -- Qt's text, with OpenSSL's reason (e.g. "ee key too small")
+      return nil, why and "Error loading local certificate, " .. why or "Invalid or empty certificate"
+    end
+    local keyed, kwhy = e:use_key_pem(key.pem)
+    if not keyed then     -- Qt's text, with OpenSSL's reason (e.g. "key values mismatch")
+      return nil, kwhy and "Error loading private key, " .. kwhy or "Invalid or empty private key"
+    end
     if not e:check_private_key() then return nil, "Private key does not certify public key" end
   end
   if verify_mode ~= VERIFY.VERIFY_NONE then
     trust.load(e)
     lib.clear_errors()
     if #cs.ca > 0 then e:add_trust_pem(table.concat(cs.ca)) end
+  end
+  if role == "server" then
+    -- a server that asks for certificates cannot resume a session (TLS 1.3
+    -- ticket, TLS 1.2 renegotiation) without a session id context: OpenSSL
+    -- fails the handshake with "session id context uninitialized"
+    e:set_session_id_context("ljssl net")
   end
   if verify_mode == VERIFY.VERIFY_PEER then
     e:set_verify(role == "server"
@@ -640,11 +739,16 @@ end
 local function pump_out(obj)
   local st = S[obj]
   if not st.tls then return end
+  -- one concatenation: appending chunk by chunk copied the whole output once
+  -- per 64 KiB (a 32 MiB write_string held the loop for seconds)
+  local parts
   while true do
     local n = st.tls:drain(cipherbuf, 65536)
     if n == 0 then break end
-    st.out = st.out .. ffi.string(cipherbuf, n)
+    parts = parts or { st.out }
+    parts[#parts + 1] = ffi.string(cipherbuf, n)
   end
+  if parts then st.out = table.concat(parts) end
   flush(obj)
 end
 
@@ -655,17 +759,29 @@ local function handshake_failed(obj, text)
 end
 
 -- Writes what was queued before encryption, through the session.
+-- What the session cannot take yet waits in st.plain: during a TLS 1.2
+-- renegotiation SSL_write wants the peer's next handshake message first
+-- (WANT_READ); drain_plain writes it once more ciphertext has come in.
 local function write_plain(obj, data)
   local st = S[obj]
+  local all = st.plain .. data
   local off = 0
-  while off < #data do
-    local n = st.tls:write(ffi.cast("const char *", data) + off, #data - off)
-    if n <= 0 then break end
+  while off < #all do
+    local n = st.tls:write(ffi.cast("const char *", all) + off, #all - off)
+    if n <= 0 then
+      if n ~= session.WANT_READ and n ~= session.WANT_WRITE then
+        st.plain = ""
+        pump_out(obj)
+        return off > 0 and off or -1
+      end
+      break
+    end
     off = off + n
   end
+  st.plain = all:sub(off + 1)
   pump_out(obj)
   if off > 0 then fire(obj, "bytes_written_handler", off) end
-  return off
+  return #data
 end
 
 local function drain_plain(obj)
@@ -687,6 +803,7 @@ local function drain_plain(obj)
       break
     end
   end
+  if st.tls and #st.plain > 0 then write_plain(obj, "") end
   pump_out(obj)
   if got then fire(obj, "ready_read_handler") end
 end
@@ -713,6 +830,8 @@ local function step_handshake(obj)
     if msg == "certificate verify failed" then
       local r = tonumber(C.SSL_get_verify_result(st.tls.ptr))
       text = VERIFY_TEXT[r] or ffi.string(crypto.X509_verify_cert_error_string(r))
+    elseif msg == "peer did not return a certificate" then
+      text = "The peer did not present any certificate"     -- Qt's NoPeerCertificate
     else
       text = "Error during SSL handshake: " .. tostring(msg)
     end
@@ -728,11 +847,9 @@ function LM._incoming(obj, data)
   drain_plain(obj)
 end
 
+-- A peer that goes away mid-handshake is, as in Qt, RemoteHostClosedError
+-- (the transport's error), not SslHandshakeFailedError: no TLS failure was seen.
 function LM._remote_closed(obj)
-  local st = S[obj]
-  if st.tls and not st.encrypted then
-    return handshake_failed(obj, "The remote host closed the connection")
-  end
   TM._remote_closed(obj)
 end
 
@@ -751,7 +868,7 @@ end
 
 function LM._pending_write(obj)
   local st = S[obj]
-  return #st.out + #st.queued
+  return #st.out + #st.queued + #(st.plain or "")
 end
 
 -- Starts TLS on the connected socket in `role`.
@@ -769,11 +886,13 @@ local function begin_tls(obj, role)
   end
   local s = session.new(e, role == "server")
   s:use_memory()
-  st.tls, st.encrypted = s, false
+  st.tls, st.encrypted, st.plain = s, false, ""
   if role == "client" then
     local host = st.host or ""
     if not names.ip_literal(host) then lib.SSL_set_tlsext_host_name(s.ptr, host) end
-    if mode == VERIFY.VERIFY_PEER and host ~= "" then s:set_host(st.verify_name or host) end
+    if mode == VERIFY.VERIFY_PEER and host ~= "" and not s:set_host(st.verify_name or host) then
+      return handshake_failed(obj, "The host name did not match any of the valid hosts for this certificate")
+    end
   end
   set_mode(obj, role == "client" and MODES.SSL_CLIENT_MODE or MODES.SSL_SERVER_MODE)
   step_handshake(obj)
@@ -792,6 +911,10 @@ function LM._closing_tls(obj)
 end
 
 function LM.connect_encrypted(obj, host, port, mode)
+  if type(host) ~= "string" then argerror(2, "connect_encrypted", "string expected, got " .. typename(host)) end
+  if optport(port, 3, "connect_encrypted") == nil then
+    argerror(3, "connect_encrypted", "port expected, got no value")
+  end
   S[obj].encrypt_on_connect = true
   TM.connect(obj, host, port, mode)
 end
@@ -823,7 +946,12 @@ LG.session_cipher = function(obj)
 end
 
 Ssl.mt.__newindex = function(obj, k, v)
-  if k == "configuration" or k == "peer_verify_mode" then S[obj][k] = v
+  if k == "configuration" then
+    if v ~= nil and not instance_of(v, Config) then badvalue(k, v, "net.SslConfiguration") end
+    S[obj][k] = v
+  elseif k == "peer_verify_mode" then
+    if not verify_mode_ok(v) then badvalue(k, v, "VERIFY_NONE, QUERY_PEER, VERIFY_PEER or AUTO_VERIFY_PEER") end
+    S[obj][k] = v
   else rawset(obj, k, v) end
 end
 
@@ -869,6 +997,10 @@ end
 -- listen(port[, address]): address defaults to all interfaces.
 function VM.listen(server, port, address)
   local st = S[server]
+  port = optport(port, 2, "listen")
+  if address ~= nil and type(address) ~= "string" then
+    argerror(3, "listen", "string expected, got " .. type(address))
+  end
   local sock, err = socket.bind(address or "0.0.0.0", port or 0, 511)
   if not sock then st.error_string = err; return false end
   sock:settimeout(0)
@@ -905,8 +1037,12 @@ end
 VG.has_pending_connections = function(server) return #S[server].pending > 0 end
 VG.max_pending_connections = function(server) return S[server].max_pending end
 VG.error_string = function(server) return S[server].error_string or "" end
+local function pending_ok(v) return type(v) == "number" and v == v and v >= 0 end
 Server.mt.__newindex = function(server, k, v)
-  if k == "max_pending_connections" then S[server].max_pending = v else rawset(server, k, v) end
+  if k == "max_pending_connections" then
+    if not pending_ok(v) then badvalue(k, v, "a number >= 0") end
+    S[server].max_pending = v
+  else rawset(server, k, v) end
 end
 
 local function server_state()
@@ -928,17 +1064,37 @@ function SslServer.methods._accepted(server, c)
   local st = S[conn]
   st.queued = ""
   st.configuration = S[server].configuration
+  -- the handshake timer goes once the handshake ends either way: pending, it
+  -- held every connection for the whole delay (spec/load_spec.lua)
+  local function stop_timer()
+    if st.handshake_timer then loop.cancel(st.handshake_timer); st.handshake_timer = nil end
+  end
   rawset(conn, "encrypted_handler", function()
     rawset(conn, "encrypted_handler", nil)
     rawset(conn, "error_handler", nil)
+    stop_timer()
     local sst = S[server]
     sst.pending[#sst.pending + 1] = conn
     fire(server, "new_connection_handler")
   end)
   rawset(conn, "error_handler", function(_, code)
+    stop_timer()
+    S[server].handshaking[conn] = nil   -- the connection is shut: let it go
+    S[server].error_string = S[conn].error_string    -- why, for accept_error_handler
     fire(server, "accept_error_handler", code)
   end)
   S[server].handshaking[conn] = true
+  -- Qt's QSslServer::handshakeTimeout: a client that has not finished its
+  -- handshake in time (a slow-loris) is dropped with SOCKET_TIMEOUT_ERROR
+  local ms = S[server].handshake_timeout
+  if ms > 0 then
+    st.handshake_timer = loop.after(ms / 1000, function()
+      local cst = S[conn]
+      if cst.encrypted or not cst.tls then return end     -- finished, or failed already
+      set_error(conn, ERRORS.SOCKET_TIMEOUT_ERROR)
+      shut(conn)
+    end)
+  end
   conn:_connected()
   begin_tls(conn, "server")
 end
@@ -951,16 +1107,26 @@ end
 add_async(SslServer, "next_pending_secure_connection")
 
 SslServer.mt.__newindex = function(server, k, v)
-  if k == "configuration" then S[server].configuration = v
-  elseif k == "max_pending_connections" then S[server].max_pending = v
+  if k == "configuration" then
+    if v ~= nil and not instance_of(v, Config) then badvalue(k, v, "net.SslConfiguration") end
+    S[server].configuration = v
+  elseif k == "max_pending_connections" then
+    if not pending_ok(v) then badvalue(k, v, "a number >= 0") end
+    S[server].max_pending = v
+  elseif k == "handshake_timeout" then
+    if type(v) ~= "number" or v ~= v then badvalue(k, v, "milliseconds") end
+    S[server].handshake_timeout = v
   else rawset(server, k, v) end
 end
 SslServer.getters.configuration = function(server) return S[server].configuration end
+-- milliseconds, as Qt's QSslServer (default 5000); 0 or less: no limit
+SslServer.getters.handshake_timeout = function(server) return S[server].handshake_timeout end
 
 function SslServer.public.new()
   local server = new_object(SslServer)
   local st = server_state()
   st.handshaking = {}                 -- strong references while handshaking
+  st.handshake_timeout = 5000
   S[server] = st
   return server
 end
@@ -985,6 +1151,10 @@ end
 -- bind(port[, address]): address defaults to all interfaces.
 function UM.bind(obj, port, address)
   local st = S[obj]
+  port = optport(port, 2, "bind")
+  if address ~= nil and type(address) ~= "string" then
+    argerror(3, "bind", "string expected, got " .. type(address))
+  end
   local sock = socket.udp()
   local ok, err = sock:setsockname(address or "0.0.0.0", port or 0)
   if not ok then
@@ -1022,6 +1192,10 @@ function UM.read_datagram_bytes(obj) return datagram(obj, true) end
 
 function UM.write_datagram_string(obj, data, host, port)
   local st = S[obj]
+  if type(data) ~= "string" then argerror(2, "write_datagram_string", "string expected, got " .. typename(data)) end
+  if type(host) ~= "string" then argerror(3, "write_datagram_string", "string expected, got " .. typename(host)) end
+  port = optport(port, 4, "write_datagram_string")
+  if port == nil then argerror(4, "write_datagram_string", "port expected, got no value") end
   if not st.sock then
     local sock = socket.udp()
     sock:settimeout(0)
@@ -1035,17 +1209,26 @@ function UM.write_datagram_string(obj, data, host, port)
 end
 
 function UM.write_datagram_bytes(obj, t, host, port)
-  return UM.write_datagram_string(obj, string_of(t), host, port)
+  return UM.write_datagram_string(obj, string_of(checkbytes(t, "write_datagram_bytes")), host, port)
 end
 
-local function membership(obj, option, group)
+local function membership(obj, option, group, fname)
+  if type(group) ~= "string" then argerror(2, fname, "string expected, got " .. typename(group), 4) end
   local st = S[obj]
   if not st.sock then return false end
-  return st.sock:setoption(option, { multiaddr = group, interface = "0.0.0.0" }) == 1
+  -- LuaSocket raises for an address it cannot parse: a false result here
+  local ok, result = pcall(st.sock.setoption, st.sock, option, { multiaddr = group, interface = "0.0.0.0" })
+  return ok and result == 1
 end
 
-function UM.join_multicast_group(obj, group) return membership(obj, "ip-add-membership", group) end
-function UM.leave_multicast_group(obj, group) return membership(obj, "ip-drop-membership", group) end
+function UM.join_multicast_group(obj, group)
+  local ok = membership(obj, "ip-add-membership", group, "join_multicast_group")
+  return ok
+end
+function UM.leave_multicast_group(obj, group)
+  local ok = membership(obj, "ip-drop-membership", group, "leave_multicast_group")
+  return ok
+end
 
 for _, m in ipairs({ "bind", "close", "read_datagram_string", "read_datagram_bytes",
                      "write_datagram_string", "write_datagram_bytes",
@@ -1070,6 +1253,22 @@ function Udp.public.new()
   local obj = new_object(Udp)
   S[obj] = { datagrams = {}, state = STATES.UNCONNECTED_STATE, error = ERRORS.UNKNOWN_ERROR }
   return obj
+end
+
+-- Every public method checks its object first: obj.method() instead of
+-- obj:method(), or another class's object, raises a clear error instead of
+-- failing inside.
+for _, c in ipairs({ Stream, Tcp, Ssl, Server, SslServer, Udp, Config, Cert, Key }) do
+  for name, fn in pairs(c.methods) do          -- the class's own methods
+    if type(fn) == "function" and name:sub(1, 1) ~= "_" then
+      c.methods[name] = function(obj, ...)
+        if not instance_of(obj, c) then
+          error(("bad argument #1 to '%s' (net.%s expected, got %s)"):format(name, c.name, typename(obj)), 2)
+        end
+        return fn(obj, ...)
+      end
+    end
+  end
 end
 
 -- The namespace ------------------------------------------------------------------------------------

@@ -65,6 +65,9 @@ function E.checkinteger(v, n)
   if type(v) ~= "number" or v ~= math.floor(v) then
     argerror(n, "integer expected, got " .. (type(v) == "number" and "number" or typename(v)))
   end
+  if v == math.huge or v == -math.huge then
+    argerror(n, "number has no integer representation")     -- as Lua 5.3's lauxlib
+  end
   return v
 end
 

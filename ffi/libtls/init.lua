@@ -63,23 +63,44 @@ local VERSIONS = {
   { tls.TLS_v13, K.TLS1_3_VERSION, K.SSL_OP_NO_TLSv1_3 },
 }
 
+-- True when `pem` holds a private key OpenSSL can read without a password.
+local function readable_key(pem)
+  local bio = crypto.BIO_new_mem_buf(pem, #pem)
+  if bio == nil then return false end
+  local pkey = crypto.PEM_read_bio_PrivateKey(bio, nil, lib.password_cb(), nil)
+  crypto.BIO_free(bio)
+  lib.clear_errors()
+  if pkey == nil then return false end
+  crypto.EVP_PKEY_free(pkey)
+  return true
+end
+jit.off(readable_key)        -- the password callback may run (and refuse)
+
 local function use_keypair(e, kp)
   if not kp or not kp.cert then return nil, "private/public key mismatch" end
   if not e:use_certificate_chain_pem(kp.cert) then return nil, "failed to load certificate" end
+  -- as libtls: a key that does not parse cannot be read; one that parses but
+  -- does not go with the certificate cannot be loaded
+  if kp.key and not readable_key(kp.key) then return nil, "failed to read private key" end
   if not kp.key or not e:use_key_pem(kp.key) then return nil, "failed to load private key" end
   if not e:check_private_key() then return nil, "private/public key mismatch" end
   return true
 end
 
 local function configure_verify(e, cfg, server)
-  if cfg.ca_mem then
-    if not e:add_trust_pem(cfg.ca_mem) then return nil, "failed to load CA" end
-  elseif cfg.ca_path then
-    if not e:load_verify_locations(nil, cfg.ca_path) then return nil, "failed to set CA path" end
-  elseif not e:set_default_verify_paths() then
-    return nil, "failed to load default CA paths"
+  -- as libtls (tls_configure_ssl_verify): without certificate checks no CA or
+  -- CRL is loaded.  Loading the default CA file took 30 ms of every client
+  -- connect (bench/libtls_client.lua), libretls none.
+  if cfg.verify_cert then
+    if cfg.ca_mem then
+      if not e:add_trust_pem(cfg.ca_mem) then return nil, "failed to load CA" end
+    elseif cfg.ca_path then
+      if not e:load_verify_locations(nil, cfg.ca_path) then return nil, "failed to set CA path" end
+    elseif not e:set_default_verify_paths() then
+      return nil, "failed to load default CA paths"
+    end
+    if cfg.crl_mem and not e:add_crl_pem(cfg.crl_mem) then return nil, "failed to load CRL" end
   end
-  if cfg.crl_mem and not e:add_crl_pem(cfg.crl_mem) then return nil, "failed to load CRL" end
   e:set_verify_depth(cfg.verify_depth)
   if server then
     local mode = K.SSL_VERIFY_PEER
@@ -162,8 +183,8 @@ end
 -- Contexts -------------------------------------------------------------------------------
 
 local function new_context(kind, cfg_obj)
-  return class.new({ kind = kind, cfg = cfg_obj, fd = -1, owned = false, state = {},
-                     buf = ffi.new("uint8_t[?]", BUFSIZ) }, ffi.new("char[1]"))
+  return class.new({ kind = kind, cfg = cfg_obj, fd = -1, owned = false, state = {} },
+                   ffi.new("char[1]"))
 end
 
 -- A client's SSL_CTX is built at connect time, from the config as it is then.
@@ -239,7 +260,7 @@ function methods.connect_fds(ctx, fdr, fdw, servername)
   servername = E.optstring(servername, 4)
   st.error = nil
   if st.kind ~= "client" then return false, fail(st, "connect_fds", "not a client context") end
-  if fdr < 0 or fdw < 0 then return false, fail(st, "connect_fds", "invalid file descriptors") end
+  if fdr < 0 or fdw < 0 or fdr > 2147483647 or fdw > 2147483647 then return false, fail(st, "connect_fds", "invalid file descriptors") end
   local cst = config.state[st.cfg]
   if servername then servername = names.strip_dot(servername) end
   if cst.verify_name and not servername then
@@ -249,6 +270,7 @@ function methods.connect_fds(ctx, fdr, fdw, servername)
   if not e then return false, fail(st, "connect_fds", err) end
   local s = session.new(e, false)
   if not s then return false, fail(st, "connect_fds", "ssl connection failure") end
+  lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)   -- see accept_fds
   s:set_fds(fdr, fdw)
   st.engine, st.s, st.servername, st.fd = e, s, servername, fdr
   st.state = { connected = true }
@@ -322,11 +344,16 @@ function methods.accept_fds(ctx, fdr, fdw)
   fdr, fdw = E.checkinteger(fdr, 2), E.checkinteger(fdw, 3)
   st.error = nil
   if st.kind ~= "server" then return nil, fail(st, "accept_fds", "not a server context") end
-  if fdr < 0 or fdw < 0 then return nil, fail(st, "accept_fds", "invalid file descriptors") end
+  if fdr < 0 or fdw < 0 or fdr > 2147483647 or fdw > 2147483647 then return nil, fail(st, "accept_fds", "invalid file descriptors") end
   local conn = new_context("server_conn", st.cfg)
   local cs = class.state[conn]
   local s = session.new(st.engine, true)
   if not s then return nil, fail(st, "accept_fds", "ssl failure") end
+  -- OpenSSL's record buffers (32 KiB) only while a record is in flight: a
+  -- closed connection keeps its SSL until the collector finds it (libtls
+  -- frees at tls_free), and the collector does not see OpenSSL's memory, so
+  -- closed connections piled up holding their buffers (spec/load_spec.lua)
+  lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)
   s:set_fds(fdr, fdw)
   if #st.sni > 0 then
     local all, ptrs = { st.engine.ptr }, {}
@@ -370,12 +397,10 @@ local function check_staple(st, cst)
 end
 
 -- libtls's handshake step: true, or nil and WANT_POLLIN/OUT, or false and a message.
-local function step_handshake(st, op)
+local function try_handshake(st, op)
   local s = st.s
-  if st.state.handshake_done then return true end
   local status, msg, _, line = s:handshake()
   if status == DONE then
-    st.state.handshake_done = true
     st.state.need_shutdown = true
     local cst = config.state[st.cfg]
     if st.kind == "client" then
@@ -393,6 +418,9 @@ local function step_handshake(st, op)
         return false, ("name `%s' not present in server certificate"):format(st.servername)
       end
     end
+    -- complete only once every check passed: reads and writes never reach a
+    -- peer that failed them
+    st.state.handshake_done = true
     save_session(st)
     return true
   end
@@ -405,6 +433,16 @@ local function step_handshake(st, op)
   end
   if status == EOF and not line then return false, op .. " failed: unexpected EOF" end
   return false, op .. " failed: " .. (line or msg or "unknown error")
+end
+
+-- A failed handshake stays failed: handshake, read and write report the same
+-- message again (libtls reruns the failing step and gets it again).
+local function step_handshake(st, op)
+  if st.state.handshake_done then return true end
+  if st.state.failed then return false, st.state.failed end
+  local ok, detail = try_handshake(st, op)
+  if ok == false then st.state.failed = detail end
+  return ok, detail
 end
 
 local function operable(st, op)
@@ -425,6 +463,12 @@ function methods.handshake(ctx)
   return false, fail(st, "handshake", detail)
 end
 
+-- One read buffer for every context (a read copies its bytes out at once),
+-- grown to the largest size asked: a buffer of its own cost each context an
+-- 8 KiB zero-filled allocation, and each read of more than 8 KiB a new one
+-- (bulk 16 KiB reads were 15% slower than libretls's).
+local readbuf, readsize = ffi.new("uint8_t[?]", BUFSIZ), BUFSIZ
+
 function methods.read(ctx, bufsize)
   local st = check(ctx, "read")
   bufsize = E.optinteger(bufsize, 2, BUFSIZ)
@@ -435,8 +479,11 @@ function methods.read(ctx, bufsize)
   local ok, detail = step_handshake(st, "handshake")
   if ok == nil then return nil, nil, true, detail end
   if not ok then return nil, fail(st, "read", detail) end
-  local buf = st.buf
-  if bufsize > BUFSIZ then buf = ffi.new("uint8_t[?]", bufsize) end
+  -- a read returns at most bufsize bytes (one record is at most 16 KiB): a
+  -- huge bufsize is read with a bounded buffer, not allocated
+  if bufsize > 1048576 then bufsize = 1048576 end
+  if bufsize > readsize then readbuf, readsize = ffi.new("uint8_t[?]", bufsize), bufsize end
+  local buf = readbuf
   local n, msg, _, line = st.s:read(buf, bufsize)
   if n > 0 then
     save_session(st)
@@ -444,14 +491,20 @@ function methods.read(ctx, bufsize)
   end
   if n == WANT_READ then save_session(st); return nil, nil, true, WANT_POLLIN end
   if n == WANT_WRITE then return nil, nil, true, WANT_POLLOUT end
-  if n == CLOSED then return end
+  if n == CLOSED then
+    -- after a failure the session answers "closed": report the failure again,
+    -- not a clean end of stream
+    if st.state.fatal then return nil, fail(st, "read", "read failed: " .. st.state.fatal) end
+    return
+  end
   if n == EOF then
     -- libtls's documented semantics (OpenSSL 3's libretls reports an error):
     -- EOF without close_notify reads as end of stream; close() reports it
     st.state.eof_no_close_notify = true
     return
   end
-  return nil, fail(st, "read", "read failed: " .. (line or msg))
+  st.state.fatal = line or msg
+  return nil, fail(st, "read", "read failed: " .. st.state.fatal)
 end
 
 function methods.write(ctx, data)
@@ -471,8 +524,12 @@ function methods.write(ctx, data)
   end
   if n == WANT_READ then return 0, nil, true, WANT_POLLIN end
   if n == WANT_WRITE then return 0, nil, true, WANT_POLLOUT end
-  if n == CLOSED then return end
-  return nil, fail(st, "write", "write failed: " .. (line or msg))
+  if n == CLOSED then
+    if st.state.fatal then return nil, fail(st, "write", "write failed: " .. st.state.fatal) end
+    return
+  end
+  st.state.fatal = line or msg
+  return nil, fail(st, "write", "write failed: " .. st.state.fatal)
 end
 
 local filebuf = ffi.new("uint8_t[?]", 16384)
@@ -483,13 +540,19 @@ function methods.sendfile(ctx, f, bytes, offset)
   local st = check(ctx, "sendfile")
   bytes = E.checkinteger(bytes, 3)
   offset = E.optinteger(offset, 4, 0)
+  -- size_t and off_t in sendfile(2): a negative count would be huge, and a
+  -- failed seek would send from wherever the file was
+  if bytes < 0 then E.argerror(3, "size out of range") end
+  if offset < 0 then E.argerror(4, "offset out of range") end
   local chunk
   if type(f) == "number" then
+    if f ~= math.floor(f) or f < -2147483648 or f > 2147483647 then E.argerror(2, "fd out of range") end
     local n = tonumber(libc.pread(f, filebuf, math.min(bytes, 16384), offset))
     if n < 0 then return nil, fail(st, "sendfile", ffi_string(libc.strerror(ffi.errno()))) end
     chunk = ffi_string(filebuf, n)
   elseif io.type(f) == "file" then
-    f:seek("set", offset)
+    local pos, serr = f:seek("set", offset)
+    if not pos then return nil, fail(st, "sendfile", tostring(serr)) end
     chunk = f:read(math.min(bytes, 16384)) or ""
   else
     E.argerror(2, "integer or file expected, got " .. type(f))

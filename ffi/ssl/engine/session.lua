@@ -15,8 +15,9 @@
 --   SYSCALL       a socket error: message is strerror(errno), 3rd value errno
 --   OTHER         a state ljssl does not drive (x509 lookup, async, ...)
 -- After EOF, ERROR or SYSCALL the session is `broken`: no close_notify is owed
--- and every call answers CLOSED.  After CLOSED (`peer_closed`) shutdown() may
--- still answer with our close_notify.  The memory transport is first-class: the net face and OpenResty
+-- and every call answers CLOSED.  After the peer's close_notify (`peer_closed`)
+-- reads answer CLOSED, but writes still go out (TLS half-close, as LuaSec and
+-- libtls allow) and shutdown() answers with our close_notify.  The memory transport is first-class: the net face and OpenResty
 -- cosockets move the bytes themselves.
 
 local ffi = require "ffi"
@@ -154,6 +155,8 @@ end
 -- X509_V_ERR_IP_ADDRESS_MISMATCH).
 function Session:set_host(name)
   name = names.strip_dot(name)
+  -- OpenSSL reads a C string: "a\0b" would check "a"; "" would clear the check
+  if name == "" or name:find("\0", 1, true) then return nil, "invalid host name" end
   lib.clear_errors()
   local ok
   local ip = names.ip_literal(name)
@@ -190,7 +193,7 @@ function Session:read(buf, len)
 end
 
 function Session:write(ptr, len)
-  if self.broken or self.peer_closed or self.ptr == nil then return CLOSED, "closed" end
+  if self.broken or self.ptr == nil then return CLOSED, "closed" end
   clear_errors()
   local n = C.SSL_write(self.ptr, ptr, len)
   if n > 0 then return n end
