@@ -617,6 +617,7 @@ describe("LuaSec connections", function()
       assert(handshake(cc, sc))
       collectgarbage(); collectgarbage()
       assert.is_nil(next(weak), "a wrapped TCP object is still referenced")
+      collectgarbage(); collectgarbage()      -- earlier tests' sockets close now, not mid-count
       local before = fds()
       for _ = 1, 20 do
         local ip, _, fam = cc:getpeername()
@@ -626,8 +627,8 @@ describe("LuaSec connections", function()
         assert.same({ host, tonumber(port), family }, { sip, tonumber(sport), sfam })
         assert.is_true(cc:setoption("tcp-nodelay", true) == 1)
       end
-      collectgarbage()
-      assert.equal(before, fds())
+      collectgarbage(); collectgarbage()
+      assert.is_true(fds() <= before, "the lent fds were not given back")
       cc:send("ok\n")
       assert.equal("ok", sc:receive())
       cc:close(); sc:close()

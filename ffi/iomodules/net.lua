@@ -599,6 +599,9 @@ function Key.public.new(encoded, algorithm, format, kind)
   S[obj] = { pem = pem }
   return obj
 end
+-- PEM_read_bio_PrivateKey may call the password callback, a LuaJIT callback
+-- without the shim: never from compiled code ("bad callback").
+jit.off(Key.public.new)
 Key.getters.null = function(obj) return S[obj].pem == nil end
 
 -- SslConfiguration ------------------------------------------------------------------------------

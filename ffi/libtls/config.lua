@@ -36,11 +36,14 @@ local function fail(st, op, msg)
   return false, E.new(op, msg)
 end
 
+-- The file's contents, or nil, strerror and what failed ("open" or "read": a
+-- directory opens and then fails to read, as in libtls's tls_config_load_file).
 local function readfile(path)
   local f, err = io.open(path, "rb")
-  if not f then return nil, (err:gsub("^[^:]*: ", "")) end
-  local data = f:read("*a")
+  if not f then return nil, (err:gsub("^[^:]*: ", "")), "open" end
+  local data, rerr = f:read("*a")
   f:close()
+  if not data then return nil, tostring(rerr), "read" end
   return data
 end
 
@@ -102,6 +105,8 @@ function config.load_file(path, password)
   local data, err = readfile(path)
   if not data then return nil, E.new("load_file", err) end
   if not password then return data end
+  -- OpenSSL reads the password as a C string: "a\0b" would decrypt with "a"
+  if password:find("\0", 1, true) then return nil, E.new("load_file", "failed to read private key") end
   local bio = crypto.BIO_new_mem_buf(data, #data)
   local key = crypto.PEM_read_bio_PrivateKey(bio, nil, lib.password_cb(), ffi.cast("void *", password))
   crypto.BIO_free(bio)
@@ -123,6 +128,9 @@ function config.load_file(path, password)
   if not pem then return nil, E.new("load_file", "failed to write private key") end
   return pem
 end
+-- It runs the password callback, a LuaJIT callback without the shim: never
+-- from compiled code ("bad callback").
+jit.off(config.load_file)
 
 -- Setters -------------------------------------------------------------------------------------
 
@@ -145,9 +153,9 @@ local function file_setter(op, what, store)
   return function(cfg, path)
     local st = check(cfg, op)
     path = E.checkstring(path, 2)
-    local data, err = readfile(path)
+    local data, err, how = readfile(path)
     if not data then
-      return fail(st, "config." .. op, ("failed to open %s file '%s': %s"):format(what, path, err))
+      return fail(st, "config." .. op, ("failed to %s %s file '%s': %s"):format(how, what, path, err))
     end
     return store(st, data, op)
   end
@@ -211,8 +219,8 @@ function methods.set_key(cfg, pem) return store_key(check(cfg, "set_key"), E.che
 function methods.set_ocsp_staple_file(cfg, path)
   local st = check(cfg, "set_ocsp_staple_file")
   path = E.checkstring(path, 2)
-  local data, err = readfile(path)
-  if not data then return fail(st, "set_ocsp_staple", ("failed to open OCSP staple file '%s': %s"):format(path, err)) end
+  local data, err, how = readfile(path)
+  if not data then return fail(st, "set_ocsp_staple", ("failed to %s OCSP staple file '%s': %s"):format(how, path, err)) end
   return store_staple(st, data)
 end
 function methods.set_ocsp_staple(cfg, der)
@@ -228,9 +236,9 @@ local function keypair_setter(op, from_files, add)
     local kp = add and {} or keypair(st)
     local function get(path, what)
       if not from_files then return path end
-      local data, err = readfile(path)
+      local data, err, how = readfile(path)
       if not data then
-        return nil, ("failed to open %s file '%s': %s"):format(what, path, err)
+        return nil, ("failed to %s %s file '%s': %s"):format(how, what, path, err)
       end
       return data
     end

@@ -86,6 +86,18 @@ function context.locations(ctx, cafile, capath)
   local st = check(ctx, "locations")
   cafile = args.optstring(cafile, 2, "locations")
   capath = args.optstring(capath, 3, "locations")
+  if capath then
+    -- OpenSSL takes any path as a hashed directory and only fails to verify
+    -- later; a path that is not a directory is a mistake to report now
+    local f, err = io.open(capath, "rb")
+    local _, rerr = f and f:read(0)
+    if f then f:close() end
+    if not f then
+      return false, ("error loading CA locations (%s)"):format((err:gsub("^[^:]*: ", "")))
+    elseif rerr ~= "Is a directory" then
+      return false, ("error loading CA locations (%s: Not a directory)"):format(capath)
+    end
+  end
   local ok, err = st.engine:load_verify_locations(cafile, capath)
   if not ok then return false, ("error loading CA locations (%s)"):format(err) end
   return true
@@ -109,7 +121,7 @@ end
 
 function context.setdepth(ctx, depth)
   local st = check(ctx, "setdepth")
-  st.engine:set_verify_depth(math.floor(args.number(depth, 2, "setdepth")))
+  st.engine:set_verify_depth(args.integer(depth, 2, "setdepth", args.INT_MIN, args.INT_MAX))
   return true
 end
 
@@ -165,7 +177,10 @@ function context.setdhparam(ctx, fn)
   if type(fn) ~= "function" then args.error(2, "setdhparam", "function expected") end
   local ok, pem = pcall(fn, false, 2048)
   if not ok then return false, ("error setting DH parameters (%s)"):format(tostring(pem)) end
-  if type(pem) ~= "string" then return true end    -- no parameters: DHE stays off
+  if pem == nil then return true end               -- no parameters: DHE stays off
+  if type(pem) ~= "string" then
+    return false, ("error setting DH parameters (the function returned a %s)"):format(type(pem))
+  end
   local set, err = st.engine:set_dh_params_pem(pem)
   if not set then return false, ("error setting DH parameters (%s)"):format(err) end
   return true
@@ -211,9 +226,24 @@ function context.setalpncb(ctx, fn)
   return true
 end
 
+-- A well-formed wire list (length-prefixed names, none empty): OpenSSL's
+-- SSL_select_next_proto trusts the server's list and would read past it.
+local function valid_wire(wire)
+  local i = 1
+  if #wire == 0 then return false end
+  while i <= #wire do
+    local len = wire:byte(i)
+    if len == 0 or i + len > #wire then return false end
+    i = i + len + 1
+  end
+  return true
+end
+
 function context.setalpnlist(ctx, wire)
   local st = check(ctx, "setalpnlist")
-  st.engine:set_alpn_select(args.string(wire, 2, "setalpnlist"))
+  wire = args.string(wire, 2, "setalpnlist")
+  if not valid_wire(wire) then return false, "error setting ALPN (invalid protocol list)" end
+  st.engine:set_alpn_select(wire)
   return true
 end
 

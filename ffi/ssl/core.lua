@@ -66,7 +66,7 @@ end
 
 function core.setfd(conn, fd)
   local st = check(conn, "setfd")
-  fd = args.number(fd, 2, "setfd")
+  fd = args.integer(fd, 2, "setfd", core.SOCKET_INVALID, args.INT_MAX)
   if st.state ~= NEW then args.error(1, "setfd", "invalid SSL object state") end
   fdlib.set_blocking(fd, false)
   st.s:set_fd(fd)
@@ -107,6 +107,7 @@ end
 function methods.settimeout(conn, t, mode)
   local st = check(conn, "settimeout")
   t = args.optnumber(t, 2, "settimeout", -1)
+  if t ~= t then args.error(2, "settimeout", "number expected, got nan") end
   mode = args.optstring(mode, 3, "settimeout", "b")
   local m = mode:sub(1, 1)
   if m == "b" then st.block = t
@@ -422,7 +423,10 @@ function methods.receive(conn, pattern, prefix)
     count = tonumber(pattern)
   end
   if count then
-    if count < 0 then args.error(2, "receive", "invalid receive pattern") end
+    -- NaN and infinite counts are patterns no read can satisfy
+    if count < 0 or count ~= count or count == math.huge then
+      args.error(2, "receive", "invalid receive pattern")
+    end
     count = math.floor(count)
     if #prefix >= count and #prefix > 0 then return prefix, nil, nil end
     if count - #prefix == 0 then return prefix, nil, nil end
@@ -474,8 +478,8 @@ function methods.send(conn, data, i, j)
   local st = check(conn, "send")
   data = args.string(data, 2, "send")
   local size = #data
-  local first = math.floor(args.optnumber(i, 3, "send", 1))
-  local last = math.floor(args.optnumber(j, 4, "send", -1))
+  local first = args.optinteger(i, 3, "send", 1)
+  local last = args.optinteger(j, 4, "send", -1)
   if first < 0 then first = size + first + 1 end
   if last < 0 then last = size + last + 1 end
   if first < 1 then first = 1 end
@@ -566,7 +570,7 @@ end
 -- use this one as its transport efficiently.
 function methods.receiveany(conn, max)
   local st = check(conn, "receiveany")
-  max = math.floor(args.number(max, 2, "receiveany"))
+  max = args.integer(max, 2, "receiveany")
   if max <= 0 then args.error(2, "receiveany", "bad max argument") end
   markstart(st)
   if st.last == st.first then
@@ -657,7 +661,7 @@ end
 function methods.exportkeyingmaterial(conn, label, olen, context)
   local st = check(conn, "exportkeyingmaterial")
   label = args.string(label, 2, "exportkeyingmaterial")
-  olen = math.floor(args.number(olen, 3, "exportkeyingmaterial"))
+  olen = args.integer(olen, 3, "exportkeyingmaterial", 0, args.INT_MAX)
   context = args.optstring(context, 4, "exportkeyingmaterial")
   if not connected(st) then return nil, "closed" end
   if olen < 0 then args.error(3, "exportkeyingmaterial", "invalid length") end
@@ -736,7 +740,7 @@ end
 
 function methods.getpeercertificate(conn, n)
   local st = check(conn, "getpeercertificate")
-  n = math.floor(args.optnumber(n, 2, "getpeercertificate", 1))
+  n = args.optinteger(n, 2, "getpeercertificate", 1)
   if not connected(st) then return nil, "closed" end
   if n < 1 then return nil, "invalid certificate index" end
   local ssl = st.s.ptr
@@ -749,7 +753,9 @@ function methods.getpeercertificate(conn, n)
   local chain = C.SSL_get_peer_cert_chain(ssl)
   local idx = st.s.server and n - 2 or n - 1
   if chain == nil or idx >= lib.sk_X509_num(chain) then return nil end
-  return cert_object(lib.sk_X509_value(chain, idx), false)
+  local x = lib.sk_X509_value(chain, idx)
+  if x == nil then return nil end
+  return cert_object(x, false)
 end
 
 function methods.getpeerchain(conn)
@@ -778,7 +784,7 @@ end
 
 function methods.getlocalcertificate(conn, n)
   local st = check(conn, "getlocalcertificate")
-  n = math.floor(args.optnumber(n, 2, "getlocalcertificate", 1))
+  n = args.optinteger(n, 2, "getlocalcertificate", 1)
   if not connected(st) then return nil, "closed" end
   if n < 1 then return nil, "invalid certificate index" end
   local ssl = st.s.ptr
@@ -789,7 +795,9 @@ function methods.getlocalcertificate(conn, n)
   end
   local chain = local_chain(ssl)
   if chain == nil or n - 2 >= lib.sk_X509_num(chain) then return nil end
-  return cert_object(lib.sk_X509_value(chain, n - 2), false)
+  local x = lib.sk_X509_value(chain, n - 2)
+  if x == nil then return nil end
+  return cert_object(x, false)
 end
 
 function methods.getlocalchain(conn)
@@ -890,9 +898,10 @@ end
 
 function methods.settlsa(conn, usage, selector, mtype, data)
   local st = check(conn, "settlsa")
-  usage = args.number(usage, 2, "settlsa")
-  selector = args.number(selector, 3, "settlsa")
-  mtype = args.number(mtype, 4, "settlsa")
+  -- uint8_t in OpenSSL: 259 would silently be usage 3
+  usage = args.integer(usage, 2, "settlsa", 0, 255)
+  selector = args.integer(selector, 3, "settlsa", 0, 255)
+  mtype = args.integer(mtype, 4, "settlsa", 0, 255)
   data = args.string(data, 5, "settlsa")
   if st.s.ptr == nil then return false end
   lib.clear_errors()

@@ -98,6 +98,9 @@ end
 -- parameters (filled with the defaults, mode forced to client, as LuaSec).
 -- `proxy` (a URL string) sends the connections through an HTTP CONNECT proxy.
 local function tcp(params, proxy)
+  if params ~= nil and type(params) ~= "table" then
+    error("bad argument #1 to 'tcp' (table expected, got " .. type(params) .. ")", 2)
+  end
   params = params or {}
   for k, v in pairs(cfg) do
     if params[k] == nil then params[k] = v end
@@ -149,6 +152,14 @@ end
 -- request(url[, body]) -> body, code, headers, status (string form) or
 -- request(table) -> 1, code, headers, status, as LuaSec; nil, reason on failure.
 local function request(u, body)
+  if type(u) ~= "string" and type(u) ~= "table" then
+    error("bad argument #1 to 'request' (string or table expected, got " .. (u == nil and "no value" or type(u)) .. ")", 2)
+  end
+  if body ~= nil and type(body) ~= "string" then
+    error("bad argument #2 to 'request' (string expected, got " .. type(body) .. ")", 2)
+  end
+  local target = type(u) == "string" and u or u.url
+  if type(target) ~= "string" or not url.parse(target) then return nil, "invalid URL" end
   local result_table = {}
   local stringrequest = type(u) == "string"
   if stringrequest then

@@ -29,7 +29,7 @@ end
 local function array2wireformat(array)
   local parts = {}
   for _, v in ipairs(array) do
-    if type(v) ~= "string" then return nil end
+    if type(v) ~= "string" then return nil, "invalid ALPN name (string expected, got " .. type(v) .. ")" end
     if #v == 0 then return nil, "invalid ALPN name (empty string)" end
     if #v > 255 then return nil, "invalid ALPN name (length > 255)" end
     parts[#parts + 1] = string.char(#v) .. v
@@ -90,6 +90,7 @@ end
 
 -- LuaSec's newcontext: each key applied in LuaSec 1.3.2's order.
 local function newcontext(cfg)
+  if type(cfg) ~= "table" then args.error(1, "newcontext", "table expected, got " .. type(cfg)) end
   local ctx, msg = context.create(cfg.protocol)
   if not ctx then return nil, msg end
   local succ
@@ -100,7 +101,11 @@ local function newcontext(cfg)
   if not certificates then
     certificates = { { certificate = cfg.certificate, key = cfg.key, password = cfg.password } }
   end
+  if type(certificates) ~= "table" then return nil, "invalid certificates parameter (a list expected)" end
   for _, certificate in ipairs(certificates) do
+    if type(certificate) ~= "table" then
+      return nil, "invalid certificates parameter ({certificate=, key=} expected, got " .. type(certificate) .. ")"
+    end
     if certificate.key then
       local pw = certificate.password
       if pw and type(pw) ~= "function" and type(pw) ~= "string" then
@@ -162,8 +167,10 @@ local function newcontext(cfg)
     if not succ then return nil, msg end
   end
   if cfg.dane then
-    if type(cfg.dane) == "table" then context.setdane(ctx, unpack(cfg.dane))
-    else context.setdane(ctx) end
+    -- unlike LuaSec, a refused flag is not ignored
+    if type(cfg.dane) == "table" then succ, msg = context.setdane(ctx, unpack(cfg.dane))
+    else succ, msg = context.setdane(ctx) end
+    if not succ then return nil, msg or "error enabling DANE" end
   end
   return ctx
 end
@@ -192,12 +199,22 @@ end
 -- With params, `hostname` (not a LuaSec key) sets SNI and makes the handshake
 -- check the peer's certificate against that name.
 local function wrap(sock, cfg)
+  local kind = type(sock)
+  if kind ~= "table" and kind ~= "userdata" then
+    args.error(1, "wrap", "socket or transport expected, got " .. kind)
+  end
+  local probed, transport = pcall(is_transport, sock)
+  if not probed or (transport and (type(sock.send) ~= "function" or type(sock.receive) ~= "function")) then
+    args.error(1, "wrap", "socket (getfd, setfd) or transport (send, receive) expected")
+  end
   local ctx, msg
   if type(cfg) == "table" then
     ctx, msg = newcontext(cfg)
     if not ctx then return nil, msg end
-  else
+  elseif context.state[cfg] then
     ctx = cfg
+  else
+    args.error(2, "wrap", "table or SSL context expected, got " .. type(cfg))
   end
   local conn
   conn, msg = core.create(ctx)
@@ -220,7 +237,7 @@ end
 
 -- Loads the system trust store into a context made by newcontext.
 local function use_system_ca(ctx)
-  return require("ssl.engine.trust").load(context.state[ctx].engine)
+  return require("ssl.engine.trust").load(context.check(ctx, "use_system_ca").engine)
 end
 
 -- Seed 004's ssl.connect, secure by default: verifies the chain against the
@@ -273,6 +290,7 @@ end
 
 -- conn:info([field]), as LuaSec's ssl.lua builds it from ssl.core.
 local function info(conn, field)
+  core.check(conn, "info")
   local comp, err = core.compression(conn)
   if err then return comp, err end
   if field == "compression" then return comp end

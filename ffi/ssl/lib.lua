@@ -349,6 +349,17 @@ end
 -- Each is created once per process.  With the shim it is a C function; without
 -- it, a LuaJIT callback that must never raise.
 
+-- A LuaJIT callback of C type `ctype` for `fn`.  LuaJIT has a fixed number of
+-- callback slots per process (about 900); when the program has used them all,
+-- this raises a clear error (as running out of memory would) instead of
+-- LuaJIT's bare "too many callbacks" from deep inside ljssl.
+function lib.new_callback(ctype, fn, what)
+  local ok, made = pcall(ffi_cast, ctype, fn)
+  if ok then return made end
+  error(("ljssl: cannot create the %s callback: %s (every LuaJIT callback slot is in use%s)")
+    :format(what, tostring(made), lib.shim and "" or "; the C shim needs none: make shim"), 0)
+end
+
 local password_cb
 -- A pem_password_cb whose userdata is a NUL-terminated password (a Lua string
 -- cast to void*; keep the string alive while OpenSSL may call back).
@@ -357,13 +368,13 @@ function lib.password_cb()
   if lib.shim then
     password_cb = lib.shim.ljssl_password_cb
   else
-    password_cb = ffi_cast("pem_password_cb *", function(buf, size, _, userdata)
+    password_cb = lib.new_callback("pem_password_cb *", function(buf, size, _, userdata)
       if userdata == nil or size <= 0 then return -1 end
       local password = ffi_cast("const char *", userdata)
       local len = math.min(tonumber(ffi.C.strlen(password)), size)
       ffi.copy(buf, password, len)
       return len
-    end)
+    end, "password")
   end
   return password_cb
 end

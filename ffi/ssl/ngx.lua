@@ -16,6 +16,12 @@ local M = {}
 -- given, and the host name (params.hostname, or `host`) checked in the
 -- handshake; verify = "none" opts out.  Returns conn, or nil and a reason.
 function M.wrap(cosocket, params, host)
+  if params ~= nil and type(params) ~= "table" then
+    error("bad argument #2 to 'wrap' (table expected, got " .. type(params) .. ")", 2)
+  end
+  if host ~= nil and type(host) ~= "string" then
+    error("bad argument #3 to 'wrap' (string expected, got " .. type(host) .. ")", 2)
+  end
   local p = {}
   for k, v in pairs(params or {}) do p[k] = v end
   p.mode = "client"
@@ -54,6 +60,12 @@ end
 
 -- ngx.socket.tcp(), connect, wrap.  `timeout` (ms) applies to the cosocket.
 function M.connect(host, port, params)
+  if type(ngx) ~= "table" or type(ngx.socket) ~= "table" then
+    error("ssl.ngx.connect needs OpenResty's ngx.socket.tcp (outside nginx, use ssl.connect)", 2)
+  end
+  if params ~= nil and type(params) ~= "table" then
+    error("bad argument #3 to 'connect' (table expected, got " .. type(params) .. ")", 2)
+  end
   local sock = ngx.socket.tcp()
   if params and params.timeout then sock:settimeout(params.timeout) end
   local ok, err = sock:connect(host, port)

@@ -76,8 +76,9 @@ function x509.loadfile(path)
   path = args.string(path, 1, "loadfile")
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
-  local data = f:read("*a")
+  local data, rerr = f:read("*a")
   f:close()
+  if not data then return nil, path .. ": " .. tostring(rerr) end     -- a directory, say
   local cert = x509.load(data)
   if not cert then return nil, path .. ": no certificate (PEM or DER) found" end
   return cert

@@ -42,4 +42,41 @@ function args.optnumber(v, n, fname, default)
   error(("bad argument #%d to '%s' (number expected, got %s)"):format(n, fname, typename(v)), 3)
 end
 
+-- luaL_checkinteger with the range of the C type the value goes to: a number
+-- (or a string that converts), truncated as LuaSec's casts do; NaN, the
+-- infinities and values outside [min, max] raise, where a cast would have
+-- made some other number of them (an fd of 2^53 is fd 0).
+function args.integer(v, n, fname, min, max)
+  local x = tonumber(v)
+  if not x or (type(v) ~= "number" and type(v) ~= "string") then
+    error(("bad argument #%d to '%s' (number expected, got %s)"):format(n, fname, typename(v)), 3)
+  end
+  if x ~= x or x == math.huge or x == -math.huge then
+    error(("bad argument #%d to '%s' (number has no integer representation)"):format(n, fname), 3)
+  end
+  x = math.floor(x)
+  if (min and x < min) or (max and x > max) then
+    error(("bad argument #%d to '%s' (value out of range)"):format(n, fname), 3)
+  end
+  return x
+end
+
+function args.optinteger(v, n, fname, default, min, max)
+  if v == nil then return default end
+  local x = tonumber(v)
+  if not x or (type(v) ~= "number" and type(v) ~= "string") then
+    error(("bad argument #%d to '%s' (number expected, got %s)"):format(n, fname, typename(v)), 3)
+  end
+  if x ~= x or x == math.huge or x == -math.huge then
+    error(("bad argument #%d to '%s' (number has no integer representation)"):format(n, fname), 3)
+  end
+  x = math.floor(x)
+  if (min and x < min) or (max and x > max) then
+    error(("bad argument #%d to '%s' (value out of range)"):format(n, fname), 3)
+  end
+  return x
+end
+
+args.INT_MIN, args.INT_MAX = -2147483648, 2147483647
+
 return args

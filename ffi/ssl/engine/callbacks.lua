@@ -81,12 +81,13 @@ local function protected(failure, fn, ...)
   return failure
 end
 
--- One LuaJIT callback of C type `ctype`, created on first use.
-local function lazy_callback(ctype, body)
+-- One LuaJIT callback of C type `ctype`, created on first use (a clear error
+-- when no callback slot is free; nothing is installed then).
+local function lazy_callback(ctype, body, what)
   local made
   return function()
     if not made then
-      made = ffi_cast(ctype, body)
+      made = lib.new_callback(ctype, body, what)
     end
     lua_callback_installed()
     return made
@@ -133,10 +134,10 @@ end
 
 local verify_callback = lazy_callback("SSL_verify_cb", function(ok, store)
   return protected(0, lua_verify, ok, store)
-end)
+end, "verify")
 local cert_verify_callback = lazy_callback("int (*)(X509_STORE_CTX *, void *)", function(store)
   return protected(0, lua_cert_verify, store)
-end)
+end, "certificate verify")
 
 -- Installs LuaSec's verifyext behaviour (flags: VERIFY_CONTINUE and/or
 -- VERIFY_IGNORE_PURPOSE; 0 removes it) on top of the context's verify mode.
@@ -203,7 +204,7 @@ end
 local alpn_callback = lazy_callback("SSL_CTX_alpn_select_cb_func",
   function(ssl, out, outlen, client, client_len)
     return protected(K.SSL_TLSEXT_ERR_NOACK, lua_alpn_select, ssl, out, outlen, client, client_len)
-  end)
+  end, "ALPN")
 
 -- Server ALPN from a fixed list, in wire format; chosen in the server's order.
 function cb.set_alpn_list(ctx, wire)
@@ -255,7 +256,7 @@ end
 
 local sni_callback = lazy_callback("int (*)(SSL *, int *, void *)", function(ssl, alert)
   return protected(K.SSL_TLSEXT_ERR_ALERT_FATAL, lua_sni, ssl, alert)
-end)
+end, "SNI")
 
 -- Maps host names to contexts for one server connection.  `map` is
 -- { [name] = SSL_CTX* }; `by_cert` (optional) lists contexts chosen when their
@@ -302,7 +303,7 @@ end
 
 local ocsp_callback = lazy_callback("int (*)(SSL *, void *)", function(ssl)
   return protected(K.SSL_TLSEXT_ERR_ALERT_FATAL, lua_ocsp_staple, ssl)
-end)
+end, "OCSP")
 
 -- Staples this DER OCSP response to server handshakes on ctx.
 function cb.set_ocsp_staple(ctx, der)
@@ -344,11 +345,11 @@ end
 local psk_client_callback = lazy_callback("SSL_psk_client_cb_func",
   function(ssl, hint, identity, max_identity, psk, max_psk)
     return protected(0, lua_psk_client, ssl, hint, identity, max_identity, psk, max_psk)
-  end)
+  end, "PSK client")
 local psk_server_callback = lazy_callback("SSL_psk_server_cb_func",
   function(ssl, identity, psk, max_psk)
     return protected(0, lua_psk_server, ssl, identity, psk, max_psk)
-  end)
+  end, "PSK server")
 
 function cb.set_psk_client(ctx, fn)
   state_of(ctx_state, ctx, true).psk_client = fn

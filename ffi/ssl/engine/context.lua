@@ -73,11 +73,18 @@ local function with_password(self, password, load)
   C.SSL_CTX_set_default_passwd_cb(ctx, lib.password_cb())
   C.SSL_CTX_set_default_passwd_cb_userdata(ctx, userdata)
   lib.clear_errors()
+  -- OpenSSL reads the password as a C string: "a\0b" would be "a"
+  if pw and pw:find("\0", 1, true) then return nil, "the password contains a NUL byte" end
   local ok = load(userdata)
+  local why
   if not ok and type(password) == "function" then
     lib.clear_errors()
     local got = password()
-    if type(got) == "string" then
+    if type(got) ~= "string" then
+      why = "the password function returned " .. (got == nil and "nothing" or "a " .. type(got))
+    elseif got:find("\0", 1, true) then
+      why = "the password contains a NUL byte"
+    else
       pw = got
       userdata = ffi.cast("void *", pw)
       C.SSL_CTX_set_default_passwd_cb_userdata(ctx, userdata)
@@ -86,14 +93,27 @@ local function with_password(self, password, load)
   end
   C.SSL_CTX_set_default_passwd_cb(ctx, nil)
   C.SSL_CTX_set_default_passwd_cb_userdata(ctx, nil)
-  if not ok then return nil, reason() end
+  if not ok then return nil, why or reason() end
   lib.clear_errors()
   return true
 end
 -- Loading a key may call the password callback; not a hot path.
 jit.off(with_password)
 
+-- nil and strerror when `path` cannot be read as a file: OpenSSL opens a
+-- directory and then reports what its decoders made of nothing
+-- ("unsupported", "no start line").
+local function unreadable(path)
+  local f, err = io.open(path, "rb")
+  if not f then return (err:gsub("^[^:]*: ", "")) end
+  local _, rerr = f:read(0)
+  f:close()
+  return rerr
+end
+
 function Context:use_key_file(path, password)
+  local bad = unreadable(path)
+  if bad then return nil, bad end
   return with_password(self, password, function()
     return C.SSL_CTX_use_PrivateKey_file(self.ptr, path, K.SSL_FILETYPE_PEM) == 1
   end)
@@ -111,8 +131,16 @@ function Context:use_key_pem(pem, password)
     return ok
   end)
 end
+-- The loaders above are closures that call OpenSSL with the password callback;
+-- compiled after a run of unencrypted keys, the first encrypted key would call
+-- back into compiled code ("bad callback").  Keep them, closures included, in
+-- the interpreter (spec/callbacks_spec.lua).
+jit.off(Context.use_key_file, true)
+jit.off(Context.use_key_pem, true)
 
 function Context:use_certificate_chain_file(path)
+  local bad = unreadable(path)
+  if bad then return nil, bad end
   lib.clear_errors()
   if C.SSL_CTX_use_certificate_chain_file(self.ptr, path) ~= 1 then return nil, reason() end
   return true
@@ -219,6 +247,8 @@ end
 -- Verification ----------------------------------------------------------------------------
 
 function Context:load_verify_locations(cafile, capath)
+  local bad = cafile and unreadable(cafile)
+  if bad then return nil, bad end
   lib.clear_errors()
   if C.SSL_CTX_load_verify_locations(self.ptr, cafile, capath) ~= 1 then return nil, reason() end
   return true
