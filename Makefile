@@ -52,7 +52,11 @@ bench/.build/tls_peer: bench/c/tls_peer.c
 	@mkdir -p bench/.build
 	$(CC) -O2 -Wall -pthread -o $@ $< $$(pkg-config --cflags --libs libssl libcrypto)
 
-bench: deps $(SHIM) bench/.build/tls_peer
+bench/.build/libtls_client: bench/c/libtls_client.c
+	@mkdir -p bench/.build
+	$(CC) -O2 -Wall -o $@ $< $$(pkg-config --cflags --libs libtls 2>/dev/null || echo -ltls)
+
+bench: deps $(SHIM) bench/.build/tls_peer bench/.build/libtls_client
 	@sh tools/install_deps valgrind
 	@$(LUAJIT) bench/run.lua
 

@@ -11,6 +11,7 @@ local socket = require "socket"
 
 local root = arg[0]:match("^(.*)/bench/[^/]*$") or "."
 local peer = arg[1] or (root .. "/bench/.build/tls_peer")
+local libtls_peer = root .. "/bench/.build/libtls_client"   -- the system libtls client (C)
 local luajit = arg[-1] or "luajit"
 local quick = os.getenv("BENCH_QUICK") ~= nil
 local rounds = quick and 1 or tonumber(os.getenv("BENCH_ROUNDS") or 5)
@@ -59,13 +60,17 @@ local function finish()
   os.execute("rm -rf " .. dir)
 end
 
--- Runs one client; returns its seconds.
-local function client(impl, work, amount)
-  local cmd = impl == "c" and ("%s client %d %s %d"):format(peer, port, work, amount)
-    or ("%s %s/bench/client.lua %s %d %s %d"):format(luajit, root, impl, port, work, amount)
+-- Runs a client command; returns the seconds it printed last.
+local function run_client(cmd)
   local ok, out = sh(cmd)
   if not ok then finish(); error(cmd .. " failed:\n" .. out) end
   return tonumber(out:match("([%d.]+)%s*$"))
+end
+
+-- Runs one client; returns its seconds.
+local function client(impl, work, amount)
+  return run_client(impl == "c" and ("%s client %d %s %d"):format(peer, port, work, amount)
+    or ("%s %s/bench/client.lua %s %d %s %d"):format(luajit, root, impl, port, work, amount))
 end
 
 local impls = { "c", "ljssl" }
@@ -109,6 +114,102 @@ bench("bulk (16 KiB reads)", "MiB/s", "bulk", bulk, function(s) return bulk / Mi
 bench("line echo (*l)", "trips/s", "echo", echoes, function(s) return echoes / s end)
 bench("full handshakes", "per s", "hs", handshakes, function(s) return handshakes / s end)
 
+-- Each ljssl face against its own reference --------------------------------------------
+-- Rows of the second table: { name, unit, ref_label, ref, face_label, face }.
+local faces = {}
+
+-- Runs the commands of `runs` ({ key, command }, ...) `rounds` times, rotating
+-- the order; returns each key's median seconds.
+local function medians(runs)
+  local times = {}
+  for _, r in ipairs(runs) do times[r[1]] = {} end
+  for round = 1, rounds do
+    for i = 0, #runs - 1 do
+      local r = runs[(round + i - 1) % #runs + 1]
+      table.insert(times[r[1]], run_client(r[2]))
+    end
+  end
+  local m = {}
+  for key, t in pairs(times) do m[key] = median(t) end
+  return m
+end
+
+-- One comparison: `ref` and `face` are { label, command }; `rate(seconds)`
+-- gives the figure (bigger is better); `short` names the ratio when printed.
+local function compare(name, unit, short, ref, face, rate)
+  local m = medians({ { "ref", ref[2] }, { "face", face[2] } })
+  local row = { name = name, unit = unit, ref_label = ref[1], ref = rate(m.ref),
+                face_label = face[1], face = rate(m.face) }
+  faces[#faces + 1] = row
+  io.write(("%-44s %s %10.1f   %s %10.1f %-8s %s %.3f\n"):format(name, ref[1], row.ref,
+    face[1], row.face, unit, short, row.face / row.ref))
+  io.flush()
+end
+
+-- The libtls face against the system libtls (libretls), both as clients of
+-- tls_peer: bench/c/libtls_client.c and bench/libtls_client.lua.
+local function libtls_cmds(work, amount, protocols)
+  local extra = protocols and (" " .. protocols) or ""
+  return { "system libtls", ("%s %d %s %d%s"):format(libtls_peer, port, work, amount, extra) },
+         { "ljssl libtls face", ("%s %s/bench/libtls_client.lua %d %s %d%s"):format(
+           luajit, root, port, work, amount, extra) }
+end
+local libtls_bulk = quick and 4 * MiB or 256 * MiB
+local resumes = quick and 20 or 500
+local have_libtls_peer = io.open(libtls_peer)
+if have_libtls_peer then
+  have_libtls_peer:close()
+  local function row(name, unit, work, amount, rate, protocols)
+    local ref, face = libtls_cmds(work, amount, protocols)
+    compare("libtls face: " .. name, unit, "ljssl/libtls", ref, face, rate)
+  end
+  row("bulk (16 KiB reads)", "MiB/s", "bulk", libtls_bulk, function(s) return libtls_bulk / MiB / s end)
+  row("line echo", "trips/s", "echo", echoes, function(s) return echoes / s end)
+  row("full handshakes", "per s", "hs", handshakes, function(s) return handshakes / s end)
+  -- libretls saves a client's session when the handshake ends, before a TLS
+  -- 1.3 ticket arrives, so it resumes only TLS 1.2
+  row("resumed handshakes (TLS 1.2)", "per s", "resume", resumes,
+      function(s) return resumes / s end, "tlsv1.2")
+else
+  io.write("libtls face: skipped (no ", libtls_peer, ": make bench/.build/libtls_client)\n")
+end
+-- TLS 1.3 resumption: C/OpenSSL (tls_peer) against the libtls face, the only
+-- ljssl face with a session API (LuaSec has none, so neither has its face).
+do
+  local _, face = libtls_cmds("resume", resumes, "tlsv1.3")
+  compare("resumed handshakes (TLS 1.3)", "per s", "ljssl/C",
+    { "C/OpenSSL", ("%s client %d resume %d"):format(peer, port, resumes) },
+    { "ljssl libtls face", face[2] }, function(s) return resumes / s end)
+end
+
+-- The net face: 100 clients at once in one process, each doing line round
+-- trips (bench/net_echo.lua), against the same through the LuaSec API with
+-- socket.select: LuaSec's, and ljssl's LuaSec face.
+do
+  local clients, trips = 100, quick and 5 or 200
+  local function cmd(impl)
+    return ("%s %s/bench/net_echo.lua %s %d %d %d"):format(luajit, root, impl, port, clients, trips)
+  end
+  local runs = { { "net", cmd("net") }, { "ljssl", cmd("ljssl") } }
+  if have_luasec then table.insert(runs, 1, { "luasec", cmd("luasec") }) end
+  local m = medians(runs)
+  local rate = {}
+  for k, v in pairs(m) do rate[k] = clients * trips / v end
+  local name = ("net face: line echo, %d clients"):format(clients)
+  for _, ref in ipairs({ { "luasec", "LuaSec + socket.select" },
+                         { "ljssl", "ljssl LuaSec face + socket.select" } }) do
+    if rate[ref[1]] then
+      faces[#faces + 1] = { name = name, unit = "trips/s", ref_label = ref[2], ref = rate[ref[1]],
+                            face_label = "ljssl net face", face = rate.net }
+    end
+  end
+  io.write(("%-44s LuaSec+select %10s   ljssl LuaSec face+select %10.1f   ljssl net face %10.1f trips/s" ..
+    "  net/LuaSec %s  net/ljssl-LuaSec %.3f\n"):format(name,
+    rate.luasec and ("%.1f"):format(rate.luasec) or "-", rate.ljssl, rate.net,
+    rate.luasec and ("%.3f"):format(rate.net / rate.luasec) or "-", rate.net / rate.ljssl))
+  io.flush()
+end
+
 -- Memory: the resident set each idle, established connection adds to the
 -- client (1000 of them, or fewer if the fd limit is low).
 do
@@ -130,8 +231,11 @@ end
 local function instructions(impl, count)
   local out = os.tmpname()
   local cmd = impl == "c" and ("%s client %d echo %d"):format(peer, port, count)
+    or impl == "system libtls" and ("%s %d echo %d"):format(libtls_peer, port, count)
+    or impl == "ljssl libtls face" and ("%s %s/bench/libtls_client.lua %d echo %d"):format(luajit, root, port, count)
     or ("%s %s/bench/client.lua %s %d echo %d"):format(luajit, root, impl, port, count)
-  assert(sh(("valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file=%s %s"):format(out, cmd)))
+  local ok, log = sh(("valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file=%s %s"):format(out, cmd))
+  if not ok then finish(); error(cmd .. " failed under callgrind:\n" .. log) end
   local h = io.open(out)
   local text = h:read("*a")
   local total = tonumber(text:match("\nsummary: (%d+)") or text:match("\ntotals: (%d+)"))
@@ -160,6 +264,24 @@ elseif sh("command -v valgrind") then
   print_row("instructions per echo", row, 0, "", " (smaller is better)")
   io.write(("%-28s ranges: C %s, LuaSec %s, ljssl %s\n"):format("", row.spread.c,
     row.spread.luasec or "-", row.spread.ljssl))
+  -- The libtls face against the system libtls, the same way (libretls's
+  -- count varies little: one measurement)
+  if have_libtls_peer then
+    short, long = quick and 100 or 1000, quick and 300 or 4000
+    local counts, ref = {}, nil
+    ref = (instructions("system libtls", long) - instructions("system libtls", short)) / (long - short)
+    for i = 1, quick and 1 or 3 do
+      counts[i] = (instructions("ljssl libtls face", long) - instructions("ljssl libtls face", short)) / (long - short)
+    end
+    local face = median(counts)
+    table.sort(counts)
+    faces[#faces + 1] = { name = "libtls face: instructions per echo round trip (callgrind; ljssl: median of 3)",
+      unit = "instructions", smaller = true, ref_label = "system libtls", ref = ref,
+      face_label = "ljssl libtls face", face = face, spread = ("%.0f..%.0f"):format(counts[1], counts[#counts]) }
+    io.write(("%-44s %s %10.0f   %s %10.0f (%s)  ljssl/libtls %.3f (smaller is better)\n"):format(
+      "libtls face: instructions per echo", "system libtls", ref, "ljssl libtls face", face,
+      faces[#faces].spread, face / ref))
+  end
 else
   io.write("instructions per echo: valgrind is not installed (apt-get install valgrind)\n")
 end
@@ -265,6 +387,20 @@ if not quick then
       lines[#lines + 1] = table_row(("%s (%s)"):format(row.name, row.unit), row, 1)
     end
   end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Each ljssl face against its own reference (bigger is better unless noted):"
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "| benchmark | reference | reference's figure | ljssl | ljssl's figure | ljssl / reference |"
+  lines[#lines + 1] = "|---|---|---|---|---|---|"
+  for _, row in ipairs(faces) do
+    if row.smaller then
+      lines[#lines + 1] = ("| %s (%s, smaller is better) | %s | %.0f | %s | %.0f (%s) | %.3f |"):format(row.name,
+        row.unit, row.ref_label, row.ref, row.face_label, row.face, row.spread, row.face / row.ref)
+    else
+      lines[#lines + 1] = ("| %s (%s) | %s | %.1f | %s | %.1f | %.3f |"):format(row.name, row.unit,
+        row.ref_label, row.ref, row.face_label, row.face, row.face / row.ref)
+    end
+  end
   -- Replace the figures between the markers; the notes around them are kept.
   local file = root .. "/bench/results.md"
   local h = io.open(file)
@@ -288,6 +424,17 @@ if not quick then
       return smaller and other / row.ljssl or row.ljssl / other
     end
     bars[#bars + 1] = { label = row.name, vs_c = turned(row.c), vs_luasec = turned(row.luasec) }
+  end
+  -- the faces' rows: a C reference as "vs C", LuaSec's API as "vs LuaSec"
+  for _, row in ipairs(faces) do
+    local lua_ref = row.ref_label:find("LuaSec", 1, true)
+    local label = row.name:gsub("^libtls face: ", "libtls: "):gsub("^net face: line echo, ", "net echo, ") ..
+      (row.ref_label == "system libtls" and " vs libtls" or lua_ref and (row.ref_label:find("ljssl") and
+        " vs ljssl-LuaSec" or "") or "")
+    if row.smaller then label = "libtls: instructions per echo vs libtls" end
+    local bar = { label = label }
+    bar[lua_ref and "vs_luasec" or "vs_c"] = row.smaller and row.ref / row.face or row.face / row.ref
+    bars[#bars + 1] = bar
   end
   require("plot").write(root .. "/bench/ratios.png", bars)
   io.write("chart written to bench/ratios.png\n")

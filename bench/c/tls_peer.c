@@ -1,6 +1,7 @@
 /* bench/c/tls_peer.c — the C/OpenSSL side of the benchmarks: the server every
  * client talks to, and the reference client (the ceiling the Lua clients are
- * compared with).  Blocking sockets, loopback, TLS 1.3.
+ * compared with).  Blocking sockets, loopback, TLS 1.3 (the server also
+ * accepts TLS 1.2: see main).
  *
  *   tls_peer server PORT CERT KEY            serve connections one at a time
  *   tls_peer client PORT bulk BYTES          read BYTES in 16 KiB reads
@@ -142,7 +143,11 @@ int main(int argc, char **argv) {
     SSL_CTX *ctx = server_ctx = SSL_CTX_new(TLS_server_method());
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
     int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    /* TLS 1.2 too, for libtls_client's resumed handshakes (libretls saves
+     * a client's session at the end of the handshake, before a TLS 1.3
+     * ticket arrives, so it resumes only TLS 1.2); every other client
+     * negotiates TLS 1.3 */
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     if (SSL_CTX_use_certificate_chain_file(ctx, argv[3]) != 1) die("certificate");
     if (SSL_CTX_use_PrivateKey_file(ctx, argv[4], SSL_FILETYPE_PEM) != 1) die("key");
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
