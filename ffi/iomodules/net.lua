@@ -72,6 +72,10 @@ local VERIFY_TEXT = {
 
 local function class(name, parent)
   local c = { methods = {}, getters = {}, consts = {}, name = name, parent = parent }
+  -- the class and its ancestors, so that instance_of needs no loop (a loop in
+  -- every method's check aborted the callers' JIT traces)
+  c.is_a = { [c] = true }
+  if parent then for k in pairs(parent.is_a) do c.is_a[k] = true end end
   if parent then
     setmetatable(c.methods, { __index = parent.methods })
     setmetatable(c.getters, { __index = parent.getters })
@@ -97,11 +101,7 @@ end
 local function instance_of(v, c)
   local mt = type(v) == "table" and getmetatable(v)
   local oc = type(mt) == "table" and rawget(mt, "__class")
-  while oc do
-    if oc == c then return true end
-    oc = oc.parent
-  end
-  return false
+  return oc and oc.is_a[c] or false
 end
 
 -- A peer_verify_mode value: nil (the default) or one of the VERIFY constants.
