@@ -63,7 +63,7 @@ bench: deps $(SHIM) bench/.build/tls_peer bench/.build/libtls_client
 # The long reliability runs (docs/reliability.md): GC torture under valgrind,
 # 100 000 sequential connections, 1000 concurrent ones, long fuzzing.
 torture: deps $(SHIM)
-	@sh tools/install_deps valgrind socat
+	@sh tools/install_deps valgrind socat libluajit2-5.1-2
 	@bash tools/run_torture
 
 LIBDIR  ?= $(PREFIX)/lib/lua/5.1
