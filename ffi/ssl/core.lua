@@ -90,8 +90,9 @@ end
 
 -- Timeouts, as LuaSocket's timeout.c ------------------------------------------------------
 
+-- Without timeouts (LuaSocket's default) retry() never reads the start time.
 local function markstart(st)
-  st.start = fdlib.now()
+  if st.block >= 0 or st.total >= 0 then st.start = fdlib.now() end
 end
 
 -- Seconds left for the current operation; -1 waits forever.
@@ -411,7 +412,13 @@ end
 
 function methods.receive(conn, pattern, prefix)
   local st = check(conn, "receive")
-  prefix = args.optstring(prefix, 3, "receive", "")
+  -- argument checks inline on the hot paths: a call to a tiny checker that
+  -- returns into the caller's loop became a root trace whose side exit the JIT
+  -- could not compile ("loop unroll limit reached"), sending every round
+  -- trip through the interpreter in some runs
+  if prefix == nil then prefix = "" elseif type(prefix) ~= "string" then
+    prefix = args.optstring(prefix, 3, "receive", "")
+  end
   markstart(st)
   local data, err, partial
   -- tonumber("*l") would be NYI for the JIT on the hottest path: only numbers
@@ -476,10 +483,10 @@ end
 
 function methods.send(conn, data, i, j)
   local st = check(conn, "send")
-  data = args.string(data, 2, "send")
+  if type(data) ~= "string" then data = args.string(data, 2, "send") end
   local size = #data
-  local first = args.optinteger(i, 3, "send", 1)
-  local last = args.optinteger(j, 4, "send", -1)
+  local first = i == nil and 1 or args.optinteger(i, 3, "send", 1)
+  local last = j == nil and -1 or args.optinteger(j, 4, "send", -1)
   if first < 0 then first = size + first + 1 end
   if last < 0 then last = size + last + 1 end
   if first < 1 then first = 1 end
