@@ -16,6 +16,11 @@
  * "PING" (the server answers "PONG", which also delivers TLS 1.3 tickets).
  * A client prints the seconds its work took, measured with CLOCK_MONOTONIC.
  * The server gives each connection a thread, so that it can hold many. */
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#else
+#define CALLGRIND_TOGGLE_COLLECT
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -192,11 +197,16 @@ int main(int argc, char **argv) {
       static const char msg[] = "hello, this is one line of the echo benchmark\n";
       SSL_write(ssl, "ECHO\n", 5);
       r.ssl = ssl; r.start = r.end = 0;
+      /* BENCH_WARMUP=W: W round trips first, and callgrind's collection
+       * toggled around the COUNT measured ones (run with --collect-atstart=no) */
+      long long warm = getenv("BENCH_WARMUP") ? atoll(getenv("BENCH_WARMUP")) : 0;
       start = now();
-      for (long long i = 0; i < amount; i++) {
+      for (long long i = 0; i < warm + amount; i++) {
+        if (warm && i == warm) CALLGRIND_TOGGLE_COLLECT;
         SSL_write(ssl, msg, sizeof msg - 1);
         if (read_line(&r, buf, sizeof buf) != (int)sizeof msg - 1) die("echo");
       }
+      if (warm) CALLGRIND_TOGGLE_COLLECT;
       printf("%.6f\n", now() - start);
       client_close(ssl);
     } else if (strcmp(work, "hs") == 0 || strcmp(work, "resume") == 0) {

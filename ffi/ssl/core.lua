@@ -297,12 +297,13 @@ local function fill(st)
   if st.state ~= CONNECTED then return "closed" end
   local s = st.s
   if st.buf == nil then lend_buffer(st) end
-  if st.waited and not st.transport and not s:has_pending() then
-    fdlib.wait(st.fd, false, retry(st))
-  end
+  local prewait = st.waited and not st.transport and not s:has_pending()
+  if prewait then fdlib.wait(st.fd, false, retry(st)) end
   local n, msg, errno = s:read(st.buf, BUFSIZE)
   if n > 0 then
-    st.waited = false
+    -- a short record after a wait is request and reply: wait first again; a
+    -- full one is a stream, where the next record is usually there already
+    st.waited = prewait and n < BUFSIZE
     return filled(st, n)
   end
   st.waited = true
