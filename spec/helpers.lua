@@ -16,6 +16,19 @@ local function sh(cmd)
 end
 helpers.sh = sh
 
+-- Runs a command, passing its output through as it comes (long runs show
+-- their progress); true if it exits 0.
+function helpers.stream(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo __status=$?")
+  local status
+  for line in p:lines() do
+    local s = line:match("^__status=(%d+)$")
+    if s then status = tonumber(s) else io.write(line, "\n"); io.flush() end
+  end
+  p:close()
+  return status == 0
+end
+
 function helpers.tmpdir()
   local ok, out = sh("mktemp -d /tmp/ljssl-spec.XXXXXX")
   assert(ok, out)

@@ -77,17 +77,6 @@ if os.getenv("CHURN_RUNS") then
   for i in os.getenv("CHURN_RUNS"):gmatch("%d+") do only[tonumber(i)] = true end
 end
 
--- Runs a command, passing its output through as it comes; true if it exits 0.
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo __status=$?")
-  local status
-  for line in p:lines() do
-    local s = line:match("^__status=(%d+)$")
-    if s then status = tonumber(s) else io.write(line, "\n"); io.flush() end
-  end
-  p:close()
-  return status == 0
-end
 
 local passed, failed = 0, 0
 local started = os.time()
@@ -97,7 +86,7 @@ for i, r in ipairs(runs) do
     warmup = math.max(math.floor(warmup / every), 1) * every
     io.write(("=== churn run %d: "):format(i))
     io.flush()
-    local ok = run(("%s %s %s --run %s %d %d %d"):format(shim and "env -u LJSSL_SHIM" or "env LJSSL_SHIM=off",
+    local ok = helpers.stream(("%s %s %s --run %s %d %d %d"):format(shim and "env -u LJSSL_SHIM" or "env LJSSL_SHIM=off",
       helpers.luajit(), arg[0], face, count, warmup, every))
     if ok then passed = passed + 1 else failed = failed + 1 end
   end

@@ -96,23 +96,13 @@ local runs = {
   { "net", "net", 1000, false, 1 },
 }
 
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo __status=$?")
-  local status
-  for line in p:lines() do
-    local s = line:match("^__status=(%d+)$")
-    if s then status = tonumber(s) else io.write(line, "\n"); io.flush() end
-  end
-  p:close()
-  return status == 0
-end
 
 local passed, failed = 0, 0
 local started = os.time()
 for i, r in ipairs(runs) do
   io.write(("=== load run %d: "):format(i))
   io.flush()
-  local ok = run(("%s %s %s --run %s %s %d 6 65536 %d"):format(r[4] and "env -u LJSSL_SHIM" or "env LJSSL_SHIM=off",
+  local ok = helpers.stream(("%s %s %s --run %s %s %d 6 65536 %d"):format(r[4] and "env -u LJSSL_SHIM" or "env LJSSL_SHIM=off",
     helpers.luajit(), arg[0], r[1], r[2], n(r[3]), r[5]))
   if ok then passed = passed + 1 else failed = failed + 1 end
 end

@@ -63,18 +63,7 @@ end
 
 function args.optinteger(v, n, fname, default, min, max)
   if v == nil then return default end
-  local x = tonumber(v)
-  if not x or (type(v) ~= "number" and type(v) ~= "string") then
-    error(("bad argument #%d to '%s' (number expected, got %s)"):format(n, fname, typename(v)), 3)
-  end
-  if x ~= x or x == math.huge or x == -math.huge then
-    error(("bad argument #%d to '%s' (number has no integer representation)"):format(n, fname), 3)
-  end
-  x = math.floor(x)
-  if (min and x < min) or (max and x > max) then
-    error(("bad argument #%d to '%s' (value out of range)"):format(n, fname), 3)
-  end
-  return x
+  return args.integer(v, n, fname, min, max)   -- a tail call: error levels stay the caller's
 end
 
 args.INT_MIN, args.INT_MAX = -2147483648, 2147483647
