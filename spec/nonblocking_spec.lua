@@ -127,29 +127,7 @@ describe("non-blocking LuaSec connections", function()
 
   it("run under copas", function()
     -- copas 1.1.7 understands "timeout"; LuaSec connections say wantread/wantwrite
-    local function adapt(conn)
-      local a = {}
-      function a:getfd() return conn:getfd() end
-      function a:dirty() return conn:dirty() end
-      function a:settimeout() end
-      function a:close() conn:close() end
-      local function map(x, err, y)
-        if err == "wantread" or err == "wantwrite" then err = "timeout" end
-        return x, err, y
-      end
-      function a:receive(p, part) return map(conn:receive(p, part)) end
-      function a:send(d, i, j) return map(conn:send(d, i, j)) end
-      function a:handshake()
-        -- dohandshake through copas.receive: a pseudo-pattern
-        return copas.receive(setmetatable({}, { __index = function(_, k)
-          if k == "receive" then
-            return function() local ok, err = conn:dohandshake(); return map(ok and "" or nil, err) end
-          end
-          return a[k]
-        end }))
-      end
-      return a
-    end
+    local adapt = require("fixtures.load_lib").copas_adapter
 
     local N = 10
     local done, echoed = 0, 0
