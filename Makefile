@@ -9,7 +9,7 @@ LUADIR  ?= $(PREFIX)/share/lua/5.1
 
 SHIM    := shim/c/libljssl_shim.so
 
-.PHONY: all deps shim cdefs check-cdefs check-shim spec test demo bench torture install clean
+.PHONY: all deps shim cdefs check-cdefs check-shim spec test demo bench torture matrix install clean
 
 all: shim
 
@@ -71,6 +71,12 @@ bench/.build/vgmark.so: bench/c/vgmark.c
 torture: deps $(SHIM)
 	@sh tools/install_deps valgrind socat libluajit2-5.1-2
 	@bash tools/run_torture
+
+# The whole `make test` on every OpenSSL 3 reachable here: this Debian (12,
+# OpenSSL 3.0.x) and a Debian 13 root (OpenSSL 3.5.x) that tools/matrix builds
+# with debootstrap from the host's own Debian mirror (docs/compatibility.md).
+matrix:
+	@bash tools/matrix
 
 LIBDIR  ?= $(PREFIX)/lib/lua/5.1
 BINDIR  ?= $(PREFIX)/bin

@@ -417,7 +417,7 @@ describe("a hostile peer", function()
       cl:send("before\n")
       assert.equal("before", conn:receive())
       cl:send("R\n")
-      assert.same({ nil, "sslv3 alert handshake failure", "" }, { conn:receive() })
+      assert.same({ nil, helpers.alert_text(40), "" }, { conn:receive() })   -- handshake_failure
       assert.truthy(wait_output(cl, "no renegotiation"), cl:output())
       assert.same({ nil, "closed", 0 }, { conn:send("x\n") })
       conn:close()
@@ -747,7 +747,7 @@ describe("a hostile peer", function()
         else
           assert.truthy(loop.run_until(last_is(log, "^disconnected"), 5), table.concat(log, "; "))
           assert.same({ "new", "read before\n",
-            "error(20, Error while reading: sslv3 alert handshake failure, state 3)", "disconnected" }, log)
+            "error(20, Error while reading: " .. helpers.alert_text(40) .. ", state 3)", "disconnected" }, log)
           assert.truthy(wait_output(cl, "no renegotiation"), cl:output())
         end
         server:close()
@@ -806,9 +806,9 @@ else
   write = function(s) return ("%d/%d/%d"):format(sock:write_string(s), sock.error, sock.state) end
 end
 if control then ffi.C.signal(13, ffi.cast("__sighandler_t", 0)) end
-local results = { write(("m"):rep(2000)) }      -- the peer closes on this
+local results = { write(("m"):rep(3000)) }      -- the peer closes on this
 sleep(0.2)
-for _ = 1, 5 do results[#results + 1] = write(("n"):rep(2000)); sleep(0.02) end
+for _ = 1, 5 do results[#results + 1] = write(("n"):rep(3000)); sleep(0.02) end
 print("survived: " .. table.concat(results, " "))
 print("luasocket loaded: " .. tostring(package.loaded.socket ~= nil))
 ]=]
@@ -830,15 +830,22 @@ print("luasocket loaded: " .. tostring(package.loaded.socket ~= nil))
       os.remove(child_dir)
     end)
 
+    -- libtls reports the error queue's first line when there is one, else
+    -- strerror(errno); OpenSSL 3.0's socket BIO queues nothing for EPIPE,
+    -- later releases queue a system error
+    local epipe = require("ssl.lib").version_minor == 0 and "Broken pipe"
+      or "error:80000020:system library::Broken pipe"
     for _, case in ipairs({
       -- the first write after the peer closed is accepted (the peer's kernel
       -- answers it with an RST); the next meets the dead socket: EPIPE
-      { "luasec", "2000/nil 2000/nil nil/Broken pipe nil/closed" },
-      { "libtls", "2000/nil 2000/nil nil/write failed: Broken pipe nil/write failed: Broken pipe" },
-      { "net", "2000/-1/3 2000/-1/3 2000/1/0 -1/1/0" },
+      { "luasec", "3000/nil 3000/nil nil/Broken pipe nil/closed" },
+      { "libtls", ("3000/nil 3000/nil nil/write failed: %s nil/write failed: %s"):format(epipe, epipe) },
+      { "net", "3000/-1/3 3000/-1/3 3000/1/0 -1/1/0" },
     }) do
       it("returns an error and survives, from the " .. case[1] .. " face", function()
-        local port = proxy(s_server(), "dir=up record=1000 action=close count=2")
+        -- 2500: above any ClientHello (OpenSSL 3.5's ML-KEM key share makes
+        -- it about 1.6 KB), below the 3000-byte write's record
+        local port = proxy(s_server(), "dir=up record=2500 action=close count=2")
         local ok, out, status = run_child(case[1], port)
         assert.is_true(ok, ("exit status %s: %s"):format(tostring(status), out))
         assert.truthy(out:find("survived: " .. case[2], 1, true), out)

@@ -18,6 +18,20 @@ helpers.sh = sh
 
 -- Runs a command, passing its output through as it comes (long runs show
 -- their progress); true if it exits 0.
+-- OpenSSL's own text for a received TLS alert (`code` as in RFC 8446 6):
+-- the wording moves between releases ("sslv3 alert handshake failure" in 3.0,
+-- "ssl/tls alert handshake failure" from 3.2), so specs ask the library.
+function helpers.alert_text(code)
+  local lib = require "ssl.lib"
+  local K = lib.K
+  lib.ssl.OPENSSL_init_ssl(K.OPENSSL_INIT_LOAD_SSL_STRINGS, nil)   -- libssl's texts
+  local packed = bit.bor(bit.lshift(bit.band(K.ERR_LIB_SSL, K.ERR_LIB_MASK), K.ERR_LIB_OFFSET),
+                         K.SSL_AD_REASON_OFFSET + code)
+  local text = lib.crypto.ERR_reason_error_string(packed)
+  assert(text ~= nil, "OpenSSL has no text for alert " .. code)
+  return require("ffi").string(text)
+end
+
 function helpers.stream(cmd)
   local p = io.popen(cmd .. " 2>&1; echo __status=$?")
   local status

@@ -50,6 +50,22 @@ http {
         ngx.print(body or ("read error: " .. tostring(rerr)))
       }
     }
+    location /openssl {
+      content_by_lua_block {
+        -- which OpenSSL ljssl runs on inside the worker, and how many are mapped
+        local ffi = require "ffi"
+        local lib = require "ssl.lib"
+        local maps, seen = {}, {}
+        for line in io.lines("/proc/self/maps") do
+          local path = line:match("(/%%S*libssl%%.so[%%.%%d]*)$") or line:match("(/%%S*libcrypto%%.so[%%.%%d]*)$")
+          if path and not seen[path] then seen[path] = true; maps[#maps + 1] = path end
+        end
+        table.sort(maps)
+        ngx.say(lib.version_text)
+        ngx.say(tostring(lib.ssl == ffi.C and lib.crypto == ffi.C))
+        ngx.say(table.concat(maps, " "))
+      }
+    }
     location /x509 {
       content_by_lua_block {
         -- certificates and configurations are plain CPU work: fine in a handler
@@ -89,6 +105,31 @@ describe("inside nginx", function()
         assert.truthy(body:find("s_server", 1, true), body)
         assert.equal("TLSv1.3 http/1.1 chain=2 peer=localhost keepalive=" ..
           "keepalive is not supported for ljssl connections: close() instead", headers["x-tls"])
+        -- ljssl uses the OpenSSL nginx itself runs with (whichever 3.x that
+        -- is), through the process's own symbols: no second copy is loaded
+        local obody, ocode = http.request(("http://127.0.0.1:%d/openssl"):format(port))
+        assert.equal(200, ocode, tostring(obody))
+        local version, own, maps = obody:match("^([^\n]*)\n([^\n]*)\n([^\n]*)\n$")
+        local _, vout = helpers.sh(nginx_bin .. " -V 2>&1")
+        local running = vout:match("running with (OpenSSL [^)]+)%)") or vout:match("built with (OpenSSL %S+ %S+ %S+ %S+)")
+        assert.equal(running, version, vout)
+        assert.truthy(version:match("^OpenSSL 3%.%d+%.%d+"), version)
+        assert.equal("true", own)
+        local _, ldd = helpers.sh("ldd " .. nginx_bin)
+        local function real_paths(text, pattern)
+          local list = {}
+          for path in text:gmatch(pattern) do
+            list[#list + 1] = (select(2, helpers.sh("readlink -f " .. path)):gsub("%s+$", ""))
+          end
+          table.sort(list)
+          return list
+        end
+        local linked = real_paths(ldd, "=> (%S*/libssl%.so[%.%d]*)")
+        for _, p in ipairs(real_paths(ldd, "=> (%S*/libcrypto%.so[%.%d]*)")) do linked[#linked + 1] = p end
+        table.sort(linked)
+        local mapped = real_paths(maps, "%S+")
+        assert.equal(2, #linked, ldd)
+        assert.same(linked, mapped, ldd)
         local xbody, xcode = http.request(("http://127.0.0.1:%d/x509"):format(port))
         assert.equal(200, xcode, tostring(xbody))
         assert.equal("localhost 64 true\n", xbody)

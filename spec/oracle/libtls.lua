@@ -35,6 +35,14 @@ function oracle.config.parse_protocols(s)
   return tonumber(out[0])
 end
 
+-- The protocol bits this libtls uses (spec/oracle/libtls.allow: they moved in
+-- 3.8), and whether it folds TLS 1.0/1.1 into TLS 1.2 as 3.8 and later do.
+oracle.protocols = {}
+for _, name in ipairs({ "tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3", "tlsv1", "all" }) do
+  oracle.protocols[name] = oracle.config.parse_protocols(name)
+end
+oracle.folds_tls10 = oracle.protocols["tlsv1.0"] == oracle.protocols["tlsv1.2"]
+
 local function result(cfg, rc)
   if rc == 0 then return true end
   return false, str(T.tls_config_error(cfg.ptr))
