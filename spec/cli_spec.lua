@@ -16,11 +16,14 @@ describe("the ljssl command", function()
 
   it("connects to openssl s_server, shows the session and the chain, and talks", function()
     helpers.with_server(("openssl s_server -quiet -rev -accept 127.0.0.1:PORT -cert %s/valid.pem " ..
-      "-key %s/valid.key -cert_chain %s/inter.pem -alpn h2"):format(dir, dir, dir), function(port)
+      "-key %s/valid.key -cert_chain %s/inter.pem -alpn h2 -groups X25519"):format(dir, dir, dir), function(port)
       local status, out = ljssl(("connect localhost:%d --cafile %s/root.pem --alpn h2"):format(port, dir),
                                 "hello cli\n")
       assert.equal(0, status, out)
       assert.truthy(out:find("protocol:     TLSv1.3", 1, true), out)
+      -- SSL_get0_group_name on 3.2 and later (lib.optional: "x25519"), the
+      -- NID's short name on 3.0 ("X25519")
+      assert.truthy(out:find("group:        [xX]25519\n"), out)
       assert.truthy(out:find("ALPN:         h2", 1, true), out)
       assert.truthy(out:find("verification: ok, valid for localhost", 1, true), out)
       assert.truthy(out:find("subject:     commonName=ljssl test intermediate", 1, true), out)

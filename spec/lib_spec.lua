@@ -186,4 +186,16 @@ describe("ssl.lib", function()
       assert.truthy(out:find("survived", 1, true))
     end)
   end)
+
+  it("looks functions newer than the 3.0 baseline up lazily, by the loaded version", function()
+    local lib = require "ssl.lib"
+    local fn, err = lib.optional("SSL_get0_group_name")
+    if lib.version_number >= 0x30200000 then
+      assert.equal("cdata", type(fn), err)
+    else
+      assert.same({ nil, "needs OpenSSL 3.2" }, { fn, err })
+    end
+    assert.has_error(function() lib.optional("SSL_new") end,
+      "ljssl: SSL_new is not a `since` function of tools/cdefs.allow")
+  end)
 end)

@@ -83,6 +83,32 @@ end
 lib.version_major = tonumber(crypto.OPENSSL_version_major())
 lib.version_minor = tonumber(crypto.OPENSSL_version_minor())
 
+-- Functions newer than the 3.0 baseline the cdefs come from (`since` in
+-- tools/cdefs.allow): lib.optional(name) gives the C function, or nil and
+-- "needs OpenSSL X.Y" when the loaded library is older (or lacks it).  Looked
+-- up on first use, never at load: an older OpenSSL still loads ljssl.
+local optional_found = {}
+function lib.optional(name)
+  local fn = optional_found[name]
+  if fn then return fn end
+  for _, area in pairs(areas) do
+    local since = area.since and area.since[name]
+    if since then
+      local major, minor = since:match("^(%d+)%.(%d+)$")
+      local needs = "needs OpenSSL " .. since
+      if lib.version_number < tonumber(major) * 0x10000000 + tonumber(minor) * 0x100000 then
+        return nil, needs
+      end
+      local namespace = area.lib == "ssl" and lib.ssl or lib.crypto
+      local ok, found = pcall(function() return namespace[name] end)
+      if not ok then return nil, needs end
+      optional_found[name] = found
+      return found
+    end
+  end
+  error("ljssl: " .. tostring(name) .. " is not a `since` function of tools/cdefs.allow", 2)
+end
+
 -- Errors ---------------------------------------------------------------------------
 
 local errbuf = ffi.new("char[256]")

@@ -170,6 +170,22 @@ function Session:set_host(name)
   return true
 end
 
+-- The key-exchange group the handshake chose ("X25519", "X25519MLKEM768"), or
+-- nil before one was.  SSL_get0_group_name names every group but is 3.2's;
+-- on 3.0 the group's NID gives the names OpenSSL has objects for.
+function session.group(ssl)
+  local get0_group_name = lib.optional("SSL_get0_group_name")
+  if get0_group_name then
+    local name = get0_group_name(ssl)
+    return name ~= nil and ffi.string(name) or nil
+  end
+  local nid = tonumber(C.SSL_ctrl(ssl, K.SSL_CTRL_GET_NEGOTIATED_GROUP, 0, nil))
+  if nid <= 0 then return nil end
+  local sn = crypto.OBJ_nid2sn(nid)
+  return sn ~= nil and ffi.string(sn) or ("group %d"):format(bit.band(nid, 0xffff))
+end
+function Session:group() return session.group(self.ptr) end
+
 -- The state machine -------------------------------------------------------------------------
 
 function Session:handshake()
