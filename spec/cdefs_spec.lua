@@ -54,7 +54,9 @@ describe("ffi/cdefs", function()
     for _, name in ipairs({ "types", unpack(AREAS) }) do
       for block in helpers.readfile("ffi/cdefs/" .. name .. ".lua"):gmatch("ffi%.cdef %[%[(.-)%]%]") do
         for tag in block:gmatch("struct ([%w_]+) {") do
-          assert.is_true(allowed[tag] == true, name .. " declares the body of struct " .. tag)
+          -- the C library's, under ljssl's own tag (struct ljssl_pollfd)
+          assert.truthy(tag:match("^ljssl_"), name .. " declares struct " .. tag .. " under the C name")
+          assert.is_true(allowed[tag:gsub("^ljssl_", "")] == true, name .. " declares the body of struct " .. tag)
         end
         assert.falsy(block:find("typedef struct [%w_]+ {"), name .. " declares a typedef'd body")
       end

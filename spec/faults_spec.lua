@@ -765,7 +765,7 @@ describe("a hostile peer", function()
 local face, port, cafile, control = arg[1], tonumber(arg[2]), arg[3], arg[4] == "control"
 local ffi = require "ffi"
 local lib = require "ssl.lib"
-local function sleep(s) lib.libc.poll(nil, 0, s * 1000) end
+local function sleep(s) lib.libc.ljssl_poll(nil, 0, s * 1000) end
 local write
 if face == "luasec" then
   local socket = require "socket"

@@ -26,15 +26,15 @@ struct ocsp_response_st;
 struct ossl_core_handle_st;
 struct ossl_dispatch_st;
 struct ossl_init_settings_st;
-struct pollfd;
+struct ljssl_pollfd;
 struct ssl_cipher_st;
 struct ssl_ctx_st;
 struct ssl_method_st;
 struct ssl_session_st;
 struct ssl_st;
 struct stack_st;
-struct stat;
-struct timespec;
+struct ljssl_stat;
+struct ljssl_timespec;
 struct tm;
 struct x509_st;
 struct x509_store_ctx_st;
@@ -115,11 +115,12 @@ typedef unsigned long int nfds_t;
 typedef __socklen_t socklen_t;
 ]]
 
--- C library structs whose layout is public (checked by size and offsets)
+-- C library structs whose layout is public (checked by size and offsets),
+-- under ljssl's own tags so that other FFI libraries can declare theirs
 ffi.cdef [[
-struct pollfd { int fd; short int events; short int revents; };
-struct timespec { __time_t tv_sec; __syscall_slong_t tv_nsec; };
-struct stat { __dev_t st_dev; __ino_t st_ino; __nlink_t st_nlink; __mode_t st_mode; __uid_t st_uid; __gid_t st_gid; int __pad0; __dev_t st_rdev; __off_t st_size; __blksize_t st_blksize; __blkcnt_t st_blocks; struct timespec st_atim; struct timespec st_mtim; struct timespec st_ctim; __syscall_slong_t __glibc_reserved[3]; };
+struct ljssl_pollfd { int fd; short int events; short int revents; };
+struct ljssl_timespec { __time_t tv_sec; __syscall_slong_t tv_nsec; };
+struct ljssl_stat { __dev_t st_dev; __ino_t st_ino; __nlink_t st_nlink; __mode_t st_mode; __uid_t st_uid; __gid_t st_gid; int __pad0; __dev_t st_rdev; __off_t st_size; __blksize_t st_blksize; __blkcnt_t st_blocks; struct ljssl_timespec st_atim; struct ljssl_timespec st_mtim; struct ljssl_timespec st_ctim; __syscall_slong_t __glibc_reserved[3]; };
 ]]
 
 return true

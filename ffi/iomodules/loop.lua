@@ -88,7 +88,7 @@ function loop.defer(fn, ...)
   deferred[#deferred + 1] = function() return fn(unpack(args, 1, args.n)) end
 end
 
-local pfds = ffi.new("struct pollfd[?]", 64)
+local pfds = ffi.new("struct ljssl_pollfd[?]", 64)
 local pfds_size = 64
 
 -- One round: deferred calls, then poll for at most `timeout` seconds (nil:
@@ -114,7 +114,7 @@ function loop.step(timeout)
   for _ in pairs(watched) do n = n + 1 end
   if n > pfds_size then
     pfds_size = n * 2
-    pfds = ffi.new("struct pollfd[?]", pfds_size)
+    pfds = ffi.new("struct ljssl_pollfd[?]", pfds_size)
   end
   local i = 0
   for fd, w in pairs(watched) do
@@ -125,7 +125,7 @@ function loop.step(timeout)
   end
   local ms = wait and math.floor(wait * 1000 + 0.5) or -1
   if n > 0 or ms ~= 0 then
-    local rc = libc.poll(pfds, n, ms)
+    local rc = libc.ljssl_poll(pfds, n, ms)
     if rc > 0 then
       for j = 0, n - 1 do
         local rev = pfds[j].revents

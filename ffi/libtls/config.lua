@@ -387,14 +387,14 @@ function methods.add_ticket_key(cfg, rev, key)
   return true
 end
 
-local stat = ffi.new("struct stat[1]")
+local stat = ffi.new("struct ljssl_stat[1]")
 
 -- A client's session file: a regular file of ours, mode 0600; -1 disables it.
 function methods.set_session_fd(cfg, fd)
   local st = check(cfg, "set_session_fd")
   fd = E.checkinteger(fd, 2)
   if fd ~= -1 then
-    if libc.fstat(fd, stat) ~= 0 then
+    if libc.ljssl_fstat(fd, stat) ~= 0 then
       return fail(st, "config.set_session_fd", "failed to stat session file: " ..
         ffi.string(libc.strerror(ffi.errno())))
     end

@@ -212,13 +212,13 @@ end
 
 -- Connecting -----------------------------------------------------------------------------
 
-local stat = ffi.new("struct stat[1]")
+local stat = ffi.new("struct ljssl_stat[1]")
 
 -- Reads the client's saved session (PEM) from its session fd, if any.
 local function load_session(st, cst)
   local fd = cst.session_fd
   if fd == -1 then return end
-  if libc.fstat(fd, stat) ~= 0 or stat[0].st_size == 0 then return end
+  if libc.ljssl_fstat(fd, stat) ~= 0 or stat[0].st_size == 0 then return end
   local size = tonumber(stat[0].st_size)
   local buf = ffi.new("char[?]", size)
   if libc.pread(fd, buf, size, 0) ~= size then return end

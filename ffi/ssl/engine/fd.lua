@@ -11,12 +11,12 @@ local band, bor, bnot = bit.band, bit.bor, bit.bnot
 
 local fd = {}
 
-local pfd = ffi.new("struct pollfd[1]")
-local ts = ffi.new("struct timespec[1]")
+local pfd = ffi.new("struct ljssl_pollfd[1]")
+local ts = ffi.new("struct ljssl_timespec[1]")
 
 -- Seconds on a monotonic clock, as a Lua number.
 function fd.now()
-  libc.clock_gettime(K.CLOCK_MONOTONIC, ts)
+  libc.ljssl_clock_gettime(K.CLOCK_MONOTONIC, ts)
   return tonumber(ts[0].tv_sec) + tonumber(ts[0].tv_nsec) * 1e-9
 end
 
@@ -51,7 +51,7 @@ local function wait_slow(deadline)
     local errno = ffi.errno()
     if errno ~= K.EINTR then return nil, fd.strerror(errno) end
     pfd[0].revents = 0
-    local rc = libc.poll(pfd, 1, poll_ms(deadline))
+    local rc = libc.ljssl_poll(pfd, 1, poll_ms(deadline))
     if rc > 0 then return true end
     if rc == 0 then return nil, "timeout" end
   end
@@ -63,7 +63,7 @@ function fd.wait(n, for_write, timeout)
   pfd[0].events = for_write and K.POLLOUT or K.POLLIN
   pfd[0].revents = 0
   local deadline = timeout > 0 and fd.now() + timeout or nil
-  local rc = libc.poll(pfd, 1, poll_ms(deadline))
+  local rc = libc.ljssl_poll(pfd, 1, poll_ms(deadline))
   if rc > 0 then return true end
   if rc == 0 then return nil, "timeout" end
   return wait_slow(deadline)
