@@ -104,6 +104,41 @@ describe("ffi/cdefs", function()
     assert.truthy(out:find("OPENSSL_VERSION_PATCH is `versioned`", 1, true), out)
   end)
 
+  -- `deprecated`: the few functions OpenSSL 3 deprecates that LuaSec's
+  -- behaviour needs (its DH callback), from the headers with deprecated APIs
+  -- visible; everything else stays under OPENSSL_NO_DEPRECATED.
+  describe("deprecated entries", function()
+    local function generate(allow)
+      local dir = helpers.tmpdir()
+      helpers.writefile(dir .. "/allow", allow)
+      local ok, out = helpers.sh(("%s tools/gen_cdefs --allow %s/allow --out %s"):format(helpers.luajit(), dir, dir))
+      helpers.sh("rm -rf " .. dir)
+      return ok, out
+    end
+    local allow = helpers.readfile("tools/cdefs.allow")
+
+    it("declares them from the headers, in a block of their own, listed by name", function()
+      local text = helpers.readfile("ffi/cdefs/ssl.lua")
+      local block = text:match("%-%- deprecated by OpenSSL 3.-ffi%.cdef %[%[(.-)%]%]")
+      assert.truthy(block, "no deprecated block")
+      assert.truthy(block:find("void SSL_CTX_set_tmp_dh_callback(SSL_CTX *ctx, DH *(*dh)(SSL *ssl, int is_export, int keylength));", 1, true), block)
+      assert.same({ "PEM_read_bio_DHparams", "DH_free" }, require("cdefs.x509").deprecated)
+      assert.truthy(helpers.readfile("ffi/cdefs/types.lua"):find("typedef struct dh_st DH;", 1, true))
+    end)
+
+    it("refuses a deprecated function listed under func, naming the keyword", function()
+      local ok, out = generate((allow:gsub("\n  func SSL_ctrl ", "\n  func SSL_CTX_set_tmp_dh_callback SSL_ctrl ", 1)))
+      assert.is_false(ok)
+      assert.truthy(out:find("SSL_CTX_set_tmp_dh_callback is deprecated in OpenSSL 3: list it under `deprecated`", 1, true), out)
+    end)
+
+    it("refuses a function that is not deprecated listed under deprecated", function()
+      local ok, out = generate((allow:gsub("deprecated SSL_CTX_set_tmp_dh_callback", "deprecated SSL_CTX_set_tmp_dh_callback SSL_new", 1)))
+      assert.is_false(ok)
+      assert.truthy(out:find("SSL_new is not deprecated: list it under `func`", 1, true), out)
+    end)
+  end)
+
   describe("tools/check_cdefs", function()
     local function check_mutated(file, from, to)
       local dir = helpers.tmpdir()
@@ -128,6 +163,14 @@ describe("ffi/cdefs", function()
         "long SSL_CTX_set_options(SSL_CTX *ctx, long op);")
       assert.is_false(ok)
       assert.truthy(out:find("conflicting types for .-SSL_CTX_set_options"), out)
+    end)
+
+    it("fails on a tampered deprecated prototype", function()
+      local ok, out = check_mutated("ssl.lua",
+        "DH *(*dh)(SSL *ssl, int is_export, int keylength)",
+        "DH *(*dh)(SSL *ssl, int is_export, long keylength)")
+      assert.is_false(ok)
+      assert.truthy(out:find("conflicting types for .-SSL_CTX_set_tmp_dh_callback"), out)
     end)
 
     it("fails on a dropped const qualifier", function()

@@ -196,6 +196,15 @@ describe("ssl.lib", function()
       assert.same({ nil, "needs OpenSSL 3.2" }, { fn, err })
     end
     assert.has_error(function() lib.optional("SSL_new") end,
-      "ljssl: SSL_new is not a `since` function of tools/cdefs.allow")
+      "ljssl: SSL_new is not a `since` or `deprecated` function of tools/cdefs.allow")
+  end)
+
+  it("looks the few deprecated functions (`deprecated`) up lazily too", function()
+    local lib = require "ssl.lib"
+    -- Debian's OpenSSL keeps its deprecated APIs; a no-deprecated build would
+    -- answer nil, "needs an OpenSSL built with its deprecated APIs"
+    assert.equal("cdata", type(lib.optional("SSL_CTX_set_tmp_dh_callback")))
+    assert.equal("cdata", type(lib.optional("PEM_read_bio_DHparams")))
+    assert.same({ "SSL_CTX_set_tmp_dh_callback" }, require("cdefs.ssl").deprecated)
   end)
 end)

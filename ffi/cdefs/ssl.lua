@@ -147,6 +147,12 @@ const char *SSL_COMP_get_name(const COMP_METHOD *comp);
 struct evp_pkey_st *SSL_get_privatekey(const SSL *ssl);
 ]]
 
+-- deprecated by OpenSSL 3 (`deprecated` in the allowlist): looked up only
+-- through lib.optional, which answers nil on a build without them
+ffi.cdef [[
+void SSL_CTX_set_tmp_dh_callback(SSL_CTX *ctx, DH *(*dh)(SSL *ssl, int is_export, int keylength));
+]]
+
 -- newer than the baseline: declared, looked up only through lib.optional
 ffi.cdef [[
 const char *SSL_get0_group_name(SSL *s);
@@ -158,6 +164,8 @@ return {
   since = {
     SSL_get0_group_name = "3.2",
   },
+  -- functions OpenSSL 3 deprecates, declared for a face that needs them
+  deprecated = { "SSL_CTX_set_tmp_dh_callback" },
   -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
   macros = { "SSL_CTX_set_mode", "SSL_CTX_clear_mode", "SSL_CTX_get_mode", "SSL_CTX_set_min_proto_version", "SSL_CTX_set_max_proto_version", "SSL_CTX_get_min_proto_version", "SSL_CTX_get_max_proto_version", "SSL_CTX_set_session_cache_mode", "SSL_CTX_set1_groups_list", "SSL_CTX_set_dh_auto", "SSL_CTX_set_tlsext_servername_callback", "SSL_CTX_set_tlsext_servername_arg", "SSL_CTX_add_extra_chain_cert", "SSL_CTX_get0_chain_certs", "SSL_CTX_get_extra_chain_certs", "SSL_CTX_get_ex_new_index", "SSL_set_mode", "SSL_clear_mode", "SSL_get_mode", "SSL_get0_chain_certs", "SSL_set_tlsext_host_name", "SSL_get_ex_new_index", "SSL_CTX_set_tlsext_ticket_keys", "SSL_CTX_add0_chain_cert", "SSL_CTX_clear_chain_certs", "SSL_set_tlsext_status_type", "SSL_get_tlsext_status_ocsp_resp", "SSL_set_tlsext_status_ocsp_resp", "SSL_CTX_set_tlsext_status_cb" },
   const = {

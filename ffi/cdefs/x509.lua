@@ -126,8 +126,17 @@ void GENERAL_NAME_free(GENERAL_NAME *a);
 void GENERAL_NAMES_free(GENERAL_NAMES *a);
 ]]
 
+-- deprecated by OpenSSL 3 (`deprecated` in the allowlist): looked up only
+-- through lib.optional, which answers nil on a build without them
+ffi.cdef [[
+DH *PEM_read_bio_DHparams(BIO *out, DH **x, pem_password_cb *cb, void *u);
+void DH_free(DH *dh);
+]]
+
 return {
   lib = "crypto",
+  -- functions OpenSSL 3 deprecates, declared for a face that needs them
+  deprecated = { "PEM_read_bio_DHparams", "DH_free" },
   -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
   macros = { "sk_X509_num", "sk_X509_value", "sk_GENERAL_NAME_num", "sk_GENERAL_NAME_value" },
   const = {

@@ -87,11 +87,27 @@ lib.version_minor = tonumber(crypto.OPENSSL_version_minor())
 -- tools/cdefs.allow): lib.optional(name) gives the C function, or nil and
 -- "needs OpenSSL X.Y" when the loaded library is older (or lacks it).  Looked
 -- up on first use, never at load: an older OpenSSL still loads ljssl.
+-- The same for the few deprecated functions (`deprecated`), which an OpenSSL
+-- built with no-deprecated lacks: nil and "needs an OpenSSL built with its
+-- deprecated APIs".
 local optional_found = {}
+local function deprecated_in(area, name)
+  for _, n in ipairs(area.deprecated or {}) do
+    if n == name then return true end
+  end
+  return false
+end
 function lib.optional(name)
   local fn = optional_found[name]
   if fn then return fn end
   for _, area in pairs(areas) do
+    if deprecated_in(area, name) then
+      local namespace = area.lib == "ssl" and lib.ssl or lib.crypto
+      local ok, found = pcall(function() return namespace[name] end)
+      if not ok then return nil, "needs an OpenSSL built with its deprecated APIs" end
+      optional_found[name] = found
+      return found
+    end
     local since = area.since and area.since[name]
     if since then
       local major, minor = since:match("^(%d+)%.(%d+)$")
@@ -106,7 +122,7 @@ function lib.optional(name)
       return found
     end
   end
-  error("ljssl: " .. tostring(name) .. " is not a `since` function of tools/cdefs.allow", 2)
+  error("ljssl: " .. tostring(name) .. " is not a `since` or `deprecated` function of tools/cdefs.allow", 2)
 end
 
 -- Errors ---------------------------------------------------------------------------
