@@ -12,9 +12,22 @@ local libc, K = lib.libc, lib.K
 
 local loop = {}
 
--- fd -> { read = fn|nil, write = fn|nil }
-local watched = {}
-local timers = {}           -- list of { at = seconds, fn = fn, id = n }, sorted by `at`
+-- The poll set persists between steps: pfds[0 .. nfds-1] holds every watched
+-- fd, slot[fd] its index, and watch/unwatch edit it in place (a step no longer
+-- rebuilds it from a table walk).  Handlers live in on_read/on_write by fd.
+local pfds_size = 64
+local pfds = ffi.new("struct ljssl_pollfd[?]", pfds_size)
+local nfds = 0
+local slot, on_read, on_write = {}, {}, {}
+-- What one poll reported, copied out before any handler can edit the set.
+local ready_fd = ffi.new("int[?]", pfds_size)
+local ready_ev = ffi.new("short[?]", pfds_size)
+
+-- Timers: a binary min-heap ordered by (at, id), so equal deadlines fire in
+-- the order they were set; cancel() marks a timer dead in O(1) and the heap
+-- drops it when it reaches the top.
+local heap, live = {}, {}    -- live: id -> timer, for cancel()
+local live_count = 0
 local deferred = {}         -- functions for the next tick
 local next_id, running = 0, false
 
@@ -39,24 +52,87 @@ function loop.call(fn, ...)
   if not ok then loop.report(err) end
 end
 
+local function set_events(fd)
+  local events = (on_read[fd] and K.POLLIN or 0) + (on_write[fd] and K.POLLOUT or 0)
+  local i = slot[fd]
+  if events == 0 then
+    if i then                        -- the last slot fills the hole
+      nfds = nfds - 1
+      if i ~= nfds then
+        pfds[i].fd, pfds[i].events = pfds[nfds].fd, pfds[nfds].events
+        slot[pfds[i].fd] = i
+      end
+      slot[fd] = nil
+    end
+    return
+  end
+  if not i then
+    if nfds == pfds_size then
+      local bigger = ffi.new("struct ljssl_pollfd[?]", pfds_size * 2)
+      ffi.copy(bigger, pfds, ffi.sizeof("struct ljssl_pollfd") * nfds)
+      pfds, pfds_size = bigger, pfds_size * 2
+      ready_fd, ready_ev = ffi.new("int[?]", pfds_size), ffi.new("short[?]", pfds_size)
+    end
+    i, nfds = nfds, nfds + 1
+    slot[fd] = i
+    pfds[i].fd = fd
+  end
+  pfds[i].events = events
+end
+
 -- Interest in `fd` becoming readable/writable: fn(fd) or nil to stop.
 function loop.watch(fd, kind, fn)
   if not fd_ok(fd) then argerror(1, "watch", "file descriptor expected, got " .. typename(fd)) end
   if kind ~= "read" and kind ~= "write" then argerror(2, "watch", "'read' or 'write' expected") end
   if fn ~= nil and type(fn) ~= "function" then argerror(3, "watch", "function expected, got " .. type(fn)) end
-  local w = watched[fd]
-  if not w then
-    if not fn then return end
-    w = {}
-    watched[fd] = w
-  end
-  w[kind] = fn
-  if not w.read and not w.write then watched[fd] = nil end
+  if kind == "read" then on_read[fd] = fn else on_write[fd] = fn end
+  set_events(fd)
 end
 
 function loop.unwatch(fd)
   if type(fd) ~= "number" or fd ~= fd then argerror(1, "unwatch", "file descriptor expected, got " .. typename(fd)) end
-  watched[fd] = nil
+  on_read[fd], on_write[fd] = nil, nil
+  set_events(fd)
+end
+
+local function earlier(a, b)
+  return a.at < b.at or (a.at == b.at and a.id < b.id)
+end
+
+local function heap_push(t)
+  local i = #heap + 1
+  heap[i] = t
+  while i > 1 do
+    local parent = math.floor(i / 2)
+    if not earlier(heap[i], heap[parent]) then break end
+    heap[i], heap[parent] = heap[parent], heap[i]
+    i = parent
+  end
+end
+
+local function heap_pop()
+  local top, n = heap[1], #heap
+  local last = heap[n]
+  heap[n] = nil               -- two statements: with n == 1 the order matters
+  n = n - 1
+  if n == 0 then return top end
+  heap[1] = last
+  local i = 1
+  while true do
+    local l, r, smallest = 2 * i, 2 * i + 1, i
+    if l <= n and earlier(heap[l], heap[smallest]) then smallest = l end
+    if r <= n and earlier(heap[r], heap[smallest]) then smallest = r end
+    if smallest == i then break end
+    heap[i], heap[smallest] = heap[smallest], heap[i]
+    i = smallest
+  end
+  return top
+end
+
+-- The next live timer (cancelled ones leave the heap here), or nil.
+local function next_timer()
+  while heap[1] and heap[1].dead do heap_pop() end
+  return heap[1]
 end
 
 -- Calls fn() once, `seconds` from now; returns an id for cancel().
@@ -65,20 +141,18 @@ function loop.after(seconds, fn)
   if type(fn) ~= "function" then argerror(2, "after", "function expected, got " .. typename(fn)) end
   next_id = next_id + 1
   local t = { at = fdlib.now() + seconds, fn = fn, id = next_id }
-  local i = #timers + 1
-  while i > 1 and timers[i - 1].at > t.at do
-    timers[i] = timers[i - 1]
-    i = i - 1
-  end
-  timers[i] = t
+  heap_push(t)
+  live[next_id] = t
+  live_count = live_count + 1
   return next_id
 end
 
 function loop.cancel(id)
-  for i, t in ipairs(timers) do
-    if t.id == id then table.remove(timers, i); return true end
-  end
-  return false
+  local t = live[id]
+  if not t then return false end
+  t.dead, live[id] = true, nil
+  live_count = live_count - 1
+  return true
 end
 
 -- Calls fn(...) on a later tick (the `_async` callbacks).
@@ -87,9 +161,6 @@ function loop.defer(fn, ...)
   local args = { n = select("#", ...), ... }
   deferred[#deferred + 1] = function() return fn(unpack(args, 1, args.n)) end
 end
-
-local pfds = ffi.new("struct ljssl_pollfd[?]", 64)
-local pfds_size = 64
 
 -- One round: deferred calls, then poll for at most `timeout` seconds (nil:
 -- until something happens), then due timers.  Returns true if anything ran.
@@ -106,49 +177,45 @@ function loop.step(timeout)
   end
   local wait = timeout
   if #deferred > 0 then wait = 0 end
-  if timers[1] then
-    local until_timer = math.max(timers[1].at - fdlib.now(), 0)
+  local first = next_timer()
+  if first then
+    local until_timer = math.max(first.at - fdlib.now(), 0)
     wait = wait and math.min(wait, until_timer) or until_timer
   end
-  local n = 0
-  for _ in pairs(watched) do n = n + 1 end
-  if n > pfds_size then
-    pfds_size = n * 2
-    pfds = ffi.new("struct ljssl_pollfd[?]", pfds_size)
-  end
-  local i = 0
-  for fd, w in pairs(watched) do
-    pfds[i].fd = fd
-    pfds[i].events = (w.read and K.POLLIN or 0) + (w.write and K.POLLOUT or 0)
-    pfds[i].revents = 0
-    i = i + 1
-  end
   local ms = wait and math.floor(wait * 1000 + 0.5) or -1
-  if n > 0 or ms ~= 0 then
-    local rc = libc.ljssl_poll(pfds, n, ms)
+  if nfds > 0 or ms ~= 0 then
+    local rc = libc.ljssl_poll(pfds, nfds, ms)
     if rc > 0 then
-      for j = 0, n - 1 do
+      local n = 0
+      for j = 0, nfds - 1 do
         local rev = pfds[j].revents
         if rev ~= 0 then
-          local w = watched[pfds[j].fd]
-          local fd = pfds[j].fd
-          local bad = bit.band(rev, K.POLLERR + K.POLLHUP + K.POLLNVAL) ~= 0
-          if w and w.read and (bit.band(rev, K.POLLIN) ~= 0 or bad) then
-            loop.call(w.read, fd)
-            did = true
-          end
-          w = watched[fd]
-          if w and w.write and (bit.band(rev, K.POLLOUT) ~= 0 or bad) then
-            loop.call(w.write, fd)
-            did = true
-          end
+          ready_fd[n], ready_ev[n] = pfds[j].fd, rev
+          n = n + 1
+        end
+      end
+      for j = 0, n - 1 do
+        local fd, rev = ready_fd[j], ready_ev[j]
+        local bad = bit.band(rev, K.POLLERR + K.POLLHUP + K.POLLNVAL) ~= 0
+        local fn = on_read[fd]
+        if fn and (bit.band(rev, K.POLLIN) ~= 0 or bad) then
+          loop.call(fn, fd)
+          did = true
+        end
+        fn = on_write[fd]
+        if fn and (bit.band(rev, K.POLLOUT) ~= 0 or bad) then
+          loop.call(fn, fd)
+          did = true
         end
       end
     end
   end
   local now = fdlib.now()
-  while timers[1] and timers[1].at <= now do
-    local t = table.remove(timers, 1)
+  while true do
+    local t = next_timer()
+    if not t or t.at > now then break end
+    heap_pop()
+    live[t.id], live_count = nil, live_count - 1
     loop.call(t.fn)
     did = true
   end
@@ -159,7 +226,7 @@ end
 function loop.run()
   running = true
   while running do
-    if not next(watched) and not timers[1] and #deferred == 0 then break end
+    if nfds == 0 and live_count == 0 and #deferred == 0 then break end
     loop.step(nil)
   end
   running = false
