@@ -15,7 +15,7 @@ local lib = require "ssl.lib"
 local engine = require "ssl.engine.context"
 local session = require "ssl.engine.session"
 local names = require "ssl.engine.names"
-local trust = require "ssl.engine.trust"
+local policy = require "ssl.engine.policy"
 local loop = require "iomodules.loop"
 
 local C, crypto, K, libc = lib.ssl, lib.crypto, lib.K, lib.libc
@@ -701,9 +701,10 @@ function build_context(cfg, role, verify_mode)
     if not e:check_private_key() then return nil, "Private key does not certify public key" end
   end
   if verify_mode ~= VERIFY.VERIFY_NONE then
-    trust.load(e)
-    lib.clear_errors()
-    if #cs.ca > 0 then e:add_trust_pem(table.concat(cs.ca)) end
+    -- Qt's CA list: the system store plus the added certificates.  Neither
+    -- failing is user data at fault: without anchors the handshake fails
+    -- verification with Qt's text
+    policy.trust(e, { ca_pem = #cs.ca > 0 and table.concat(cs.ca) or nil, system = true })
   end
   if role == "server" then
     -- a server that asks for certificates cannot resume a session (TLS 1.3
@@ -891,9 +892,11 @@ local function begin_tls(obj, role)
   s:use_memory()
   st.tls, st.encrypted, st.plain = s, false, ""
   if role == "client" then
+    -- SNI and the host check by the engine's policy; only VERIFY_PEER checks
+    -- the name (QUERY_PEER accepts whatever certificate comes)
     local host = st.host or ""
-    if not names.ip_literal(host) then lib.SSL_set_tlsext_host_name(s.ptr, host) end
-    if mode == VERIFY.VERIFY_PEER and host ~= "" and not s:set_host(st.verify_name or host) then
+    local check = mode == VERIFY.VERIFY_PEER and host ~= "" and (st.verify_name or host)
+    if not policy.session(s, { host = host, verify_name = check }) then
       return handshake_failed(obj, "The host name did not match any of the valid hosts for this certificate")
     end
   end

@@ -14,6 +14,7 @@ local lib = require "ssl.lib"
 local engine = require "ssl.engine.context"
 local session = require "ssl.engine.session"
 local names = require "ssl.engine.names"
+local policy = require "ssl.engine.policy"
 local cb = require "ssl.engine.callbacks"
 local fdlib = require "ssl.engine.fd"
 local object = require "ssl.engine.object"
@@ -87,29 +88,32 @@ local function use_keypair(e, kp)
   return true
 end
 
+-- libtls's words for a trust anchor that would not load, by policy.trust's wish.
+local CA_ERRORS = {
+  ca_pem = "failed to load CA", capath = "failed to set CA path",
+  system = "failed to load default CA paths",
+}
+
 local function configure_verify(e, cfg, server)
-  -- as libtls (tls_configure_ssl_verify): without certificate checks no CA or
-  -- CRL is loaded.  Loading the default CA file took 30 ms of every client
-  -- connect (bench/libtls_client.lua), libretls none.
-  if cfg.verify_cert then
-    if cfg.ca_mem then
-      if not e:add_trust_pem(cfg.ca_mem) then return nil, "failed to load CA" end
-    elseif cfg.ca_path then
-      if not e:load_verify_locations(nil, cfg.ca_path) then return nil, "failed to set CA path" end
-    elseif not e:set_default_verify_paths() then
-      return nil, "failed to load default CA paths"
-    end
-    if cfg.crl_mem and not e:add_crl_pem(cfg.crl_mem) then return nil, "failed to load CRL" end
-  end
-  e:set_verify_depth(cfg.verify_depth)
+  -- as libtls (tls_configure_ssl_verify): the CA from memory, else the CA
+  -- path, else the system store, loaded by the engine's policy as every
+  -- face's; without certificate checks no CA or CRL is loaded.  (Loading the
+  -- default CA file took 30 ms of every client connect, libretls none.)
+  local anchors = { ca_pem = cfg.ca_mem, capath = not cfg.ca_mem and cfg.ca_path or nil }
+  local ok, _, where = true, nil, nil
   if server then
     local mode = K.SSL_VERIFY_PEER
     if cfg.verify_client == 1 then mode = bit.bor(mode, K.SSL_VERIFY_FAIL_IF_NO_PEER_CERT) end
     e:set_verify(mode)
     if not cfg.verify_cert then e:set_verify_ext(cb.VERIFY_CONTINUE, 0) end
+    if cfg.verify_cert then ok, _, where = policy.trust(e, anchors) end
   else
-    e:set_verify(cfg.verify_cert and K.SSL_VERIFY_PEER or K.SSL_VERIFY_NONE)
+    anchors.verify = cfg.verify_cert
+    ok, _, where = policy.context(e, anchors)
   end
+  if not ok then return nil, CA_ERRORS[where] end
+  if cfg.verify_cert and cfg.crl_mem and not e:add_crl_pem(cfg.crl_mem) then return nil, "failed to load CRL" end
+  e:set_verify_depth(cfg.verify_depth)
   return true
 end
 
@@ -272,11 +276,14 @@ function methods.connect_fds(ctx, fdr, fdw, servername)
   if not s then return false, fail(st, "connect_fds", "ssl connection failure") end
   lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)   -- see accept_fds
   s:set_fds(fdr, fdw)
+  -- SNI by the engine's policy (never for IP literals); the name itself is
+  -- checked after the handshake (try_handshake), as libtls does, so that a
+  -- certificate error is reported before a name mismatch
+  if not policy.session(s, { host = servername, verify_name = false }) then
+    return false, fail(st, "connect_fds", "server name indication failure")
+  end
   st.engine, st.s, st.servername, st.fd = e, s, servername, fdr
   st.state = { connected = true }
-  if servername and not names.ip_literal(servername) then
-    lib.SSL_set_tlsext_host_name(s.ptr, servername)
-  end
   lib.SSL_set_tlsext_status_type(s.ptr, K.TLSEXT_STATUSTYPE_ocsp)
   load_session(st, cst)
   return true

@@ -11,8 +11,7 @@ local http = require "socket.http"
 local url = require "socket.url"
 local mime = require "mime"
 local ssl = require "ssl"
-local core = require "ssl.core"
-local ip_literal = require("ssl.engine.names").ip_literal
+local client = require "ssl.client"
 
 local try = socket.try
 
@@ -58,15 +57,6 @@ local function reg(conn)
       conn[name] = function(self, ...) return method(self.sock, ...) end
     end
   end
-end
-
-local function verifying(params)
-  local v = params.verify
-  if type(v) == "table" then
-    for _, name in ipairs(v) do if name == "peer" then return true end end
-    return false
-  end
-  return v == "peer"
 end
 
 -- Asks an HTTP proxy for a tunnel to host:port on the connected sock.
@@ -125,23 +115,9 @@ local function tcp(params, proxy)
       else
         try(self.sock:connect(host, port))
       end
-      if not ctx then
-        ctx = try(ssl.newcontext(params))
-        if verifying(params) and not params.cafile and not params.capath then
-          local ok, err = ssl.use_system_ca(ctx)
-          if not ok then try(nil, "cannot load the system CA store: " .. tostring(err)) end
-        end
-      end
-      self.sock = try(ssl.wrap(self.sock, ctx))
-      if not ip_literal(host) then self.sock:sni(host) end
-      if verifying(params) then try(self.sock:sethost(host)) end
-      self.sock:settimeout(_M.TIMEOUT)
-      local ok, err = self.sock:dohandshake()
-      if not ok then
-        if err == "certificate verify failed" then err = core.explain_verify_failure(self.sock, host) end
-        self.sock:close()
-        try(nil, err)
-      end
+      -- one context for every connection of the request (redirects included)
+      if not ctx then ctx = try(client.context(params)) end
+      self.sock = try(client.handshake(self.sock, ctx, host, _M.TIMEOUT))
       reg(self)
       return 1
     end

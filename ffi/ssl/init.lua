@@ -7,7 +7,7 @@ local context = require "ssl.context"
 local config = require "ssl.config"
 local lib = require "ssl.lib"
 local args = require "ssl.engine.args"
-local ip_literal = require("ssl.engine.names").ip_literal
+local policy = require "ssl.engine.policy"
 
 local unpack = table.unpack or unpack
 
@@ -227,9 +227,10 @@ local function wrap(sock, cfg)
     core.setsocket(conn, sock)
   end
   if type(cfg) == "table" and cfg.hostname ~= nil then
+    -- opt-in, as the key is not LuaSec's; OpenSSL fails the handshake on a
+    -- mismatch when the context verifies the peer
     local host = args.string(cfg.hostname, 2, "wrap")
-    if not ip_literal(host) then conn:sni(host) end
-    local ok, err = conn:sethost(host)
+    local ok, err = policy.session(core.check(conn, "wrap").s, { host = host, verify_name = host })
     if not ok then conn:close(); return nil, err end
   end
   return conn
@@ -240,29 +241,17 @@ local function use_system_ca(ctx)
   return require("ssl.engine.trust").load(context.check(ctx, "use_system_ca").engine)
 end
 
--- Seed 004's ssl.connect, secure by default: verifies the chain against the
--- system CA store (unless flags give cafile/capath) and the host name, unless
--- flags.verify says "none".  Returns conn, sock or nil, reason.
+-- Seed 004's ssl.connect, secure by default (ssl.client): verifies the chain
+-- against the system CA store (unless flags give cafile/capath) and the host
+-- name, unless flags.verify says "none".  Returns conn, sock or nil, reason.
 local function connect(host, port, flags)
   host = args.string(host, 1, "connect")
   port = args.number(port, 2, "connect")
   if flags ~= nil and type(flags) ~= "table" then args.error(3, "connect", "table expected") end
-  local params = {}
-  for k, v in pairs(flags or {}) do params[k] = v end
-  params.mode = "client"
-  params.protocol = params.protocol or "any"
-  if params.verify == nil then params.verify = "peer" end
-  local verify = type(params.verify) == "table" and params.verify or { params.verify }
-  local verifying = false
-  for _, v in ipairs(verify) do verifying = verifying or v == "peer" end
-  params.hostname = nil
-
-  local ctx, err = newcontext(params)
+  local client = require "ssl.client"    -- not at load time: it requires this module
+  local params = client.params(flags)
+  local ctx, err = client.context(params)
   if not ctx then return nil, err end
-  if verifying and not params.cafile and not params.capath then
-    local ok, why = use_system_ca(ctx)
-    if not ok then return nil, "cannot load the system CA store: " .. tostring(why) end
-  end
   local socket = require "socket"
   local sock = socket.tcp()
   local timeout = params.timeout or 60
@@ -271,20 +260,8 @@ local function connect(host, port, flags)
   ok, err = sock:connect(host, port)
   if not ok then sock:close(); return nil, err end
   local conn
-  conn, err = wrap(sock, ctx)
+  conn, err = client.handshake(sock, ctx, host, timeout)
   if not conn then sock:close(); return nil, err end
-  if not ip_literal(host) then conn:sni(host) end
-  if verifying then
-    ok, err = conn:sethost(host)
-    if not ok then conn:close(); return nil, err end
-  end
-  conn:settimeout(timeout)
-  ok, err = conn:dohandshake()
-  if not ok then
-    if err == "certificate verify failed" then err = core.explain_verify_failure(conn, host) end
-    conn:close()
-    return nil, err
-  end
   return conn, sock
 end
 

@@ -7,14 +7,15 @@
 --   local ssl_ngx = require "ssl.ngx"
 --   local conn, err = ssl_ngx.connect("example.org", 443, { alpn = "http/1.1" })
 
-local ssl = require "ssl"
+local client = require "ssl.client"
 
 local M = {}
 
 -- Wraps a connected cosocket with newcontext params.  Secure by default, as
--- ssl.connect: verify = "peer", the system CA store unless cafile/capath are
--- given, and the host name (params.hostname, or `host`) checked in the
--- handshake; verify = "none" opts out.  Returns conn, or nil and a reason.
+-- ssl.connect (the same code, ssl.client): verify = "peer", the system CA
+-- store unless cafile/capath are given, and the host name (params.hostname,
+-- or `host`) checked in the handshake for every verify form that has "peer"
+-- in it; verify = "none" opts out.  Returns conn, or nil and a reason.
 function M.wrap(cosocket, params, host)
   if params ~= nil and type(params) ~= "table" then
     error("bad argument #2 to 'wrap' (table expected, got " .. type(params) .. ")", 2)
@@ -22,40 +23,13 @@ function M.wrap(cosocket, params, host)
   if host ~= nil and type(host) ~= "string" then
     error("bad argument #3 to 'wrap' (string expected, got " .. type(host) .. ")", 2)
   end
-  local p = {}
-  for k, v in pairs(params or {}) do p[k] = v end
-  p.mode = "client"
-  p.protocol = p.protocol or "any"
-  if p.verify == nil then p.verify = "peer" end
-  local name = p.hostname or host
-  p.hostname = nil
-  local verifying = p.verify == "peer" or (type(p.verify) == "table" and p.verify[1] == "peer")
-  local ctx, err = ssl.newcontext(p)
+  if params and params.hostname ~= nil and type(params.hostname) ~= "string" then
+    error("bad argument #2 to 'wrap' (hostname: string expected, got " .. type(params.hostname) .. ")", 2)
+  end
+  local p = client.params(params)
+  local ctx, err = client.context(p)
   if not ctx then return nil, err end
-  if verifying and not p.cafile and not p.capath then
-    local ok, why = ssl.use_system_ca(ctx)
-    if not ok then return nil, "cannot load the system CA store: " .. tostring(why) end
-  end
-  local conn
-  conn, err = ssl.wrap(cosocket, ctx)
-  if not conn then return nil, err end
-  if name then
-    if not require("ssl.engine.names").ip_literal(name) then conn:sni(name) end
-    if verifying then
-      local ok, herr = conn:sethost(name)
-      if not ok then return nil, herr end
-    end
-  end
-  local ok
-  ok, err = conn:dohandshake()
-  if not ok then
-    if err == "certificate verify failed" then
-      err = require("ssl.core").explain_verify_failure(conn, name)
-    end
-    conn:close()
-    return nil, err
-  end
-  return conn
+  return client.handshake(cosocket, ctx, p.hostname or host)
 end
 
 -- ngx.socket.tcp(), connect, wrap.  `timeout` (ms) applies to the cosocket.
