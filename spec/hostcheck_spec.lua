@@ -263,6 +263,13 @@ describe("the host check on every face", function()
       end },
       { "the system store", function() return config.new() end },
     }
+    it("refuses a server name OpenSSL would truncate", function()
+      local ctx = tls.client(config.new())
+      local ok, err = ctx:connect_servername("127.0.0.1", tostring(wrong.port), "wrong.example.test\0.evil")
+      assert.is_false(ok)
+      assert.equal("server name indication failure", err.message)
+    end)
+
     for _, c in ipairs(configs) do
       it("refuses a wrong name and accepts the right one: " .. c[1], function()
         local ok, err = handshake(c[2](), "localhost")
@@ -390,8 +397,9 @@ http {
           end
         end
       end)
+      local output = nginx:output()          -- what nginx said before its log was open
       nginx:stop()
-      local log = io.open(prefix .. "/error.log") and helpers.readfile(prefix .. "/error.log") or ""
+      local log = output .. (io.open(prefix .. "/error.log") and helpers.readfile(prefix .. "/error.log") or "")
       helpers.sh("rm -rf " .. prefix)
       assert(ok, tostring(err) .. "\n" .. log:sub(-2000))
     end)
