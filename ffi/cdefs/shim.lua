@@ -20,6 +20,8 @@ int ljssl_ssl_set_sni_strict(SSL *ssl, int strict);
 int ljssl_sni_cb(SSL *ssl, int *alert, void *arg);
 int ljssl_ctx_set_ocsp_staple(SSL_CTX *ctx, const unsigned char *der, unsigned int len);
 int ljssl_ocsp_staple_cb(SSL *ssl, void *arg);
+int ljssl_ctx_set_ticket_keys(SSL_CTX *ctx, const unsigned char *keys, const time_t *added, int n, long lifetime);
+int ljssl_ticket_key_cb(SSL *ssl, unsigned char *key_name, unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc);
 ]]
 
 return {
@@ -27,8 +29,13 @@ return {
   -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
   macros = {},
   const = {
+    LJSSL_MAX_TICKET_KEYS = 4,
     LJSSL_MAX_VERIFY_ERRORS = 64,
-    LJSSL_SHIM_VERSION = 4,
+    LJSSL_SHIM_VERSION = 5,
+    LJSSL_TICKET_AES_LEN = 32,
+    LJSSL_TICKET_HMAC_LEN = 16,
+    LJSSL_TICKET_KEY_LEN = 64,
+    LJSSL_TICKET_NAME_LEN = 16,
     LJSSL_VERIFY_CONTINUE = 1,
     LJSSL_VERIFY_IGNORE_PURPOSE = 2,
   },

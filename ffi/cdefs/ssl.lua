@@ -138,6 +138,7 @@ int PEM_write_bio_SSL_SESSION(BIO *out, const SSL_SESSION *x);
 int SSL_set_rfd(SSL *s, int fd);
 int SSL_set_wfd(SSL *s, int fd);
 X509 *SSL_get0_peer_certificate(const SSL *s);
+int SSL_CTX_set_tlsext_ticket_key_evp_cb(SSL_CTX *ctx, int (*fp)(SSL *, unsigned char *, unsigned char *, EVP_CIPHER_CTX *, EVP_MAC_CTX *, int));
 int SSL_renegotiate(SSL *s);
 int SSL_key_update(SSL *s, int updatetype);
 int SSL_verify_client_post_handshake(SSL *s);

@@ -110,6 +110,15 @@ const EVP_MD *EVP_get_digestbyname(const char *name);
 int EVP_MD_get_size(const EVP_MD *md);
 const EVP_MD *EVP_sha1(void);
 const EVP_MD *EVP_sha256(void);
+const EVP_CIPHER *EVP_aes_256_cbc(void);
+int EVP_EncryptInit_ex(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, ENGINE *impl, const unsigned char *key, const unsigned char *iv);
+int EVP_DecryptInit_ex(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, ENGINE *impl, const unsigned char *key, const unsigned char *iv);
+int EVP_MAC_init(EVP_MAC_CTX *ctx, const unsigned char *key, size_t keylen, const OSSL_PARAM *params);
+OSSL_PARAM_BLD *OSSL_PARAM_BLD_new(void);
+void OSSL_PARAM_BLD_free(OSSL_PARAM_BLD *bld);
+int OSSL_PARAM_BLD_push_utf8_string(OSSL_PARAM_BLD *bld, const char *key, const char *buf, size_t bsize);
+OSSL_PARAM *OSSL_PARAM_BLD_to_param(OSSL_PARAM_BLD *bld);
+void OSSL_PARAM_free(OSSL_PARAM *p);
 void EVP_PKEY_free(EVP_PKEY *pkey);
 int EVP_PKEY_up_ref(EVP_PKEY *pkey);
 int EVP_PKEY_get_id(const EVP_PKEY *pkey);
@@ -140,6 +149,7 @@ return {
   -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
   macros = { "sk_X509_num", "sk_X509_value", "sk_GENERAL_NAME_num", "sk_GENERAL_NAME_value" },
   const = {
+    EVP_MAX_IV_LENGTH = 16,
     EVP_MAX_MD_SIZE = 64,
     EVP_PKEY_DH = 28,
     EVP_PKEY_DSA = 116,

@@ -7,11 +7,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
 #include "ljssl_shim.h"
+
+struct ticket_key {
+    unsigned char name[LJSSL_TICKET_NAME_LEN];
+    unsigned char aes[LJSSL_TICKET_AES_LEN];
+    unsigned char hmac[LJSSL_TICKET_HMAC_LEN];
+    time_t added;
+};
+
+struct ticket_keys {
+    int n;
+    long lifetime;
+    struct ticket_key keys[LJSSL_MAX_TICKET_KEYS];
+};
 
 struct ctx_data {
     int verify_flags;
@@ -19,6 +36,7 @@ struct ctx_data {
     unsigned int alpn_len;
     unsigned char *staple;
     unsigned int staple_len;
+    struct ticket_keys *tickets;        /* cleansed when freed */
 };
 
 struct sni_entry {
@@ -47,6 +65,7 @@ static void free_ctx_data(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
         return;
     OPENSSL_free(d->alpn);
     OPENSSL_free(d->staple);
+    OPENSSL_clear_free(d->tickets, sizeof *d->tickets);
     OPENSSL_free(d);
 }
 
@@ -319,4 +338,83 @@ int ljssl_ocsp_staple_cb(SSL *ssl, void *arg)
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
     return SSL_TLSEXT_ERR_OK;
+}
+
+/* ---- session-ticket keys ---- */
+
+int ljssl_ctx_set_ticket_keys(SSL_CTX *ctx, const unsigned char *keys, const time_t *added,
+                              int n, long lifetime)
+{
+    struct ctx_data *d = ctx_data(ctx, 1);
+    struct ticket_keys *t = NULL;
+    if (d == NULL || n < 0 || n > LJSSL_MAX_TICKET_KEYS || (n > 0 && (keys == NULL || added == NULL)))
+        return 0;
+    if (n > 0) {
+        if ((t = OPENSSL_zalloc(sizeof *t)) == NULL)
+            return 0;
+        t->n = n;
+        t->lifetime = lifetime;
+        for (int i = 0; i < n; i++) {
+            const unsigned char *k = keys + (size_t)i * LJSSL_TICKET_KEY_LEN;
+            memcpy(t->keys[i].name, k, LJSSL_TICKET_NAME_LEN);
+            memcpy(t->keys[i].aes, k + LJSSL_TICKET_NAME_LEN, LJSSL_TICKET_AES_LEN);
+            memcpy(t->keys[i].hmac, k + LJSSL_TICKET_NAME_LEN + LJSSL_TICKET_AES_LEN,
+                   LJSSL_TICKET_HMAC_LEN);
+            t->keys[i].added = added[i];
+        }
+    }
+    OPENSSL_clear_free(d->tickets, sizeof *d->tickets);
+    d->tickets = t;
+    return 1;
+}
+
+/* The first valid key (the newest) when `name` is NULL, else the valid key of
+ * that name; *index is its place in the list.  As libtls's
+ * tls_server_ticket_key: a key is valid for `lifetime` seconds after it was
+ * added, and names compare in constant time. */
+static const struct ticket_key *find_ticket_key(const struct ticket_keys *t,
+                                                const unsigned char *name, int *index)
+{
+    time_t now = time(NULL);
+    for (int i = 0; i < t->n; i++) {
+        const struct ticket_key *k = &t->keys[i];
+        if (t->lifetime > 0 && now - t->lifetime > k->added)
+            continue;
+        if (name == NULL || CRYPTO_memcmp(name, k->name, LJSSL_TICKET_NAME_LEN) == 0) {
+            *index = i;
+            return k;
+        }
+    }
+    return NULL;
+}
+
+int ljssl_ticket_key_cb(SSL *ssl, unsigned char *key_name, unsigned char *iv,
+                        EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    struct ctx_data *d = ctx_data(SSL_get_SSL_CTX(ssl), 0);
+    const struct ticket_key *k;
+    OSSL_PARAM params[2];
+    int index = 0;
+
+    /* 0: no ticket is issued (enc) or the ticket is not accepted; the
+     * connection goes on with a full handshake either way */
+    if (d == NULL || d->tickets == NULL)
+        return 0;
+    if ((k = find_ticket_key(d->tickets, enc ? NULL : key_name, &index)) == NULL)
+        return 0;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (enc) {
+        memcpy(key_name, k->name, LJSSL_TICKET_NAME_LEN);
+        /* OpenSSL's iv buffer is EVP_MAX_IV_LENGTH bytes, AES-CBC's iv length */
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1
+            || !EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv))
+            return -1;
+    } else if (!EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv)) {
+        return -1;
+    }
+    if (!EVP_MAC_init(hctx, k->hmac, LJSSL_TICKET_HMAC_LEN, params))
+        return -1;
+    /* a ticket under an older key is renewed under the newest */
+    return enc || index == 0 ? 1 : 2;
 }

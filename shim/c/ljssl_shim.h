@@ -11,10 +11,12 @@
 #ifndef LJSSL_SHIM_H
 #define LJSSL_SHIM_H
 
+#include <time.h>
+
 #include <openssl/ssl.h>
 
 /* Interface version; bumped whenever a function is added or changed. */
-#define LJSSL_SHIM_VERSION 4
+#define LJSSL_SHIM_VERSION 5
 
 /* Verification flags of a context (LuaSec's verifyext names). */
 #define LJSSL_VERIFY_CONTINUE 1       /* lsec_continue: record errors, go on */
@@ -61,5 +63,28 @@ int ljssl_sni_cb(SSL *ssl, int *alert, void *arg);
  * SNI), or sends none (NOACK). */
 int ljssl_ctx_set_ocsp_staple(SSL_CTX *ctx, const unsigned char *der, unsigned int len);
 int ljssl_ocsp_staple_cb(SSL *ssl, void *arg);
+
+/* Session-ticket keys as libtls keeps them (tls_config_add_ticket_key): up to
+ * LJSSL_MAX_TICKET_KEYS keys, newest first, each LJSSL_TICKET_KEY_LEN bytes:
+ * the key name (16 bytes, carried in clear by every ticket), an AES-256-CBC
+ * key (32) and an HMAC-SHA256 key (16); added[i] is when key i was added
+ * (time(NULL)).  The newest valid key encrypts new tickets; every valid key
+ * decrypts, and a ticket under an older one is renewed (the callback returns
+ * 2).  With lifetime > 0 a key added more than `lifetime` seconds ago is no
+ * longer valid.  The keys are copied, and the copies cleansed when replaced or
+ * when the context is freed; n = 0 removes them.  ljssl_ticket_key_cb goes to
+ * SSL_CTX_set_tlsext_ticket_key_evp_cb and reads the keys of the connection's
+ * current context (after SNI), so a server gives each of its contexts the
+ * same keys.  No valid key: no ticket is issued, a ticket is not accepted
+ * (a full handshake). */
+#define LJSSL_MAX_TICKET_KEYS 4
+#define LJSSL_TICKET_NAME_LEN 16
+#define LJSSL_TICKET_AES_LEN 32
+#define LJSSL_TICKET_HMAC_LEN 16
+#define LJSSL_TICKET_KEY_LEN 64
+int ljssl_ctx_set_ticket_keys(SSL_CTX *ctx, const unsigned char *keys, const time_t *added,
+                              int n, long lifetime);
+int ljssl_ticket_key_cb(SSL *ssl, unsigned char *key_name, unsigned char *iv,
+                        EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc);
 
 #endif
