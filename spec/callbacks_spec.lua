@@ -22,8 +22,8 @@ end
 -- LuaJIT callbacks ljssl makes, once per process: with the shim only those
 -- whose behaviour is a user's Lua function (ALPN function, PSK client and
 -- server); without it also verify, certificate verify, ALPN list, SNI, OCSP,
--- password.
-local NEEDED = lib.shim and 3 or 8
+-- password, ticket keys.
+local NEEDED = lib.shim and 3 or 9
 local LUA_KINDS = {                      -- the kinds that need a LuaJIT callback with the shim
   ["luasec ALPN function"] = true, ["luasec PSK"] = true,
 }
@@ -49,7 +49,7 @@ describe("LuaJIT callback slots", function()
           name .. ": " .. result)
       end
     end
-    assert.equal(13, n, out)
+    assert.equal(14, n, out)
   end)
 
   it("uses a fixed handful of slots, once per process, for every callback kind", function()

@@ -59,6 +59,8 @@ function config.new()
     verify_depth = 6, prefer_server = true, ocsp_require_stapling = false,
     keypairs = {}, ca_mem = nil, ca_path = nil, crl_mem = nil, alpn = nil,
     session_id = ffi.string(sid, 32), session_lifetime = 0, session_fd = -1, ticket_keys = {},
+    -- server engine contexts made from this config -> their session lifetime
+    ticket_servers = setmetatable({}, { __mode = "k" }),
   }
   local holder = ffi.new("char[1]")
   return class.new(st, holder)
@@ -370,20 +372,48 @@ function methods.set_session_lifetime(cfg, lifetime)
   return true
 end
 
--- Up to 4 keys, newest first; auto-rekeying stops once a key is added.
+-- libtls's ticket key layout (tls_config_add_ticket_key): the name is the
+-- revision as a big-endian uint32 (htonl) padded with zeros to 16 bytes; the
+-- 48 bytes are the AES-256 key (32) and then the HMAC-SHA256 key (16).  So
+-- libtls and ljssl servers sharing keys read each other's tickets.
+local function ticket_name(rev)
+  local b = bit.band
+  return string.char(b(bit.rshift(rev, 24), 255), b(bit.rshift(rev, 16), 255),
+                     b(bit.rshift(rev, 8), 255), b(rev, 255)) .. ("\0"):rep(12)
+end
+
+-- Server contexts built from this config follow its ticket keys, as libtls's
+-- read the config's keys at each handshake: `e` gets the keys now and again
+-- whenever one is added.  (A no-op without keys: OpenSSL's own key serves.)
+function config.follow_ticket_keys(st, e, lifetime)
+  st.ticket_servers[e] = lifetime
+  if not st.ticket_keys[1] then return true end
+  return e:set_ticket_keys(st.ticket_keys, lifetime)
+end
+
+-- Up to 4 keys, newest first (the newest encrypts, all decrypt); a key is
+-- valid for the session lifetime after it is added.  Auto-rekeying stops once
+-- a key is added.
 function methods.add_ticket_key(cfg, rev, key)
   local st = check(cfg, "add_ticket_key")
   rev = E.checkinteger(rev, 2)
   key = E.checkstring(key, 3)
   if #key ~= config.TICKET_KEY_SIZE then return fail(st, "add_ticket_key", "wrong amount of ticket key data") end
+  local name = ticket_name(rev)
   for i, k in ipairs(st.ticket_keys) do
-    if k.rev == rev then
-      if i == 1 and k.key == key then return true end
+    if k.name == name then
+      if i == 1 and k.key == key then return true end      -- re-adding the newest key
       return fail(st, "add_ticket_key", "ticket key already present")
     end
   end
-  table.insert(st.ticket_keys, 1, { rev = rev, key = key })
+  table.insert(st.ticket_keys, 1, { rev = rev, key = key, name = name, aes = key:sub(1, 32),
+                                    hmac = key:sub(33, 48), added = os.time() })
   st.ticket_keys[5] = nil
+  for e, lifetime in pairs(st.ticket_servers) do
+    if e.ptr ~= nil and not e:set_ticket_keys(st.ticket_keys, lifetime) then
+      return fail(st, "add_ticket_key", "failed to set the TLS ticket callback")
+    end
+  end
   return true
 end
 

@@ -117,16 +117,6 @@ local function configure_verify(e, cfg, server)
   return true
 end
 
--- A 80-byte OpenSSL ticket key from libtls's newest key (32 AES + 16 HMAC):
--- name = htonl(rev) in 16 bytes.
-local function ticket_keys(key)
-  local rev = key.rev
-  local name = string.char(bit.band(bit.rshift(rev, 24), 255), bit.band(bit.rshift(rev, 16), 255),
-                           bit.band(bit.rshift(rev, 8), 255), bit.band(rev, 255)) .. ("\0"):rep(12)
-  local aes, hmac = key.key:sub(1, 32), key.key:sub(33, 48)
-  return name .. hmac .. ("\0"):rep(16) .. aes
-end
-
 -- The engine context for `cfg` (the config's state) as a client or a server,
 -- using keypair `kp` for a server.  Returns it, or nil and libtls's message.
 local function build(cfg, server, kp)
@@ -165,8 +155,10 @@ local function build(cfg, server, kp)
     if cfg.session_lifetime > 0 then
       e:set_session_timeout(cfg.session_lifetime)
       e:clear_options(K.SSL_OP_NO_TICKET)
-      if cfg.ticket_keys[1] and not e:set_ticket_keys(ticket_keys(cfg.ticket_keys[1])) then
-        return nil, "failed to set ticket keys"
+      -- the config's keys rotate as libtls's: the newest encrypts, all decrypt,
+      -- and keys added to the config later reach this context too
+      if not config.follow_ticket_keys(cfg, e, cfg.session_lifetime) then
+        return nil, "failed to set the TLS ticket callback"
       end
     end
     if not e:set_session_id_context(cfg.session_id) then return nil, "failed to set session id context" end

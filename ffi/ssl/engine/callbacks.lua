@@ -363,4 +363,160 @@ function cb.set_psk_server(ctx, fn)
   return true
 end
 
+-- Ticket keys --------------------------------------------------------------------------
+-- Session-ticket keys that rotate as libtls's do: the newest valid key
+-- encrypts new tickets, every valid key decrypts, and a ticket under an
+-- older key is renewed (the callback answers 2); a key is valid for
+-- `lifetime` seconds after it was added (when lifetime > 0).  With the shim
+-- the keys live in C (ex_data on the SSL_CTX) and the callback is C: no Lua
+-- runs during a handshake.  Without it, the keys are copied into cdata
+-- buffers that are cleansed when replaced or collected, and one LuaJIT
+-- callback serves every context.
+
+local shim_const = require("cdefs.shim").const
+local TICKET_NAME = shim_const.LJSSL_TICKET_NAME_LEN
+local TICKET_AES = shim_const.LJSSL_TICKET_AES_LEN
+local TICKET_HMAC = shim_const.LJSSL_TICKET_HMAC_LEN
+local TICKET_KEY = shim_const.LJSSL_TICKET_KEY_LEN
+local MAX_TICKET_KEYS = shim_const.LJSSL_MAX_TICKET_KEYS
+cb.MAX_TICKET_KEYS = MAX_TICKET_KEYS
+
+local function cleanse(buf) crypto.OPENSSL_cleanse(buf, ffi.sizeof(buf)) end
+
+-- A copy of key material that is cleansed before LuaJIT frees it.
+local function secret(s)
+  local buf = ffi.new("unsigned char[?]", #s)
+  ffi.copy(buf, s, #s)
+  return ffi.gc(buf, cleanse)
+end
+
+local function cleanse_keys(keys)
+  for _, k in ipairs(keys or {}) do
+    cleanse(k.aes)
+    cleanse(k.hmac)
+  end
+end
+
+-- The HMAC's parameters ({ digest = "SHA256" }, OSSL_MAC_PARAM_DIGEST), built
+-- once: the MAC context OpenSSL hands the callback has neither key nor digest.
+local hmac_params
+local function get_hmac_params()
+  if hmac_params then return hmac_params end
+  local bld = crypto.OSSL_PARAM_BLD_new()
+  if bld == nil then return nil end
+  local params
+  if crypto.OSSL_PARAM_BLD_push_utf8_string(bld, "digest", "SHA256", 0) == 1 then
+    params = crypto.OSSL_PARAM_BLD_to_param(bld)
+  end
+  crypto.OSSL_PARAM_BLD_free(bld)
+  if params == nil then return nil end
+  hmac_params = ffi.gc(params, crypto.OSSL_PARAM_free)
+  return hmac_params
+end
+
+-- The first valid key (the newest) when `name` is nil, else the valid key of
+-- that name; and its place in the list.  (Key names are not secret: tickets
+-- carry them in clear.)
+local function find_ticket_key(keys, lifetime, name)
+  local now = os.time()
+  for i = 1, #keys do
+    local k = keys[i]
+    if not (lifetime > 0 and now - lifetime > k.added) and (name == nil or name == k.name) then
+      return k, i
+    end
+  end
+end
+
+local function lua_ticket_key(ssl, key_name, iv, cctx, hctx, enc)
+  local cs = state_of(ctx_state, C.SSL_get_SSL_CTX(ssl))
+  local keys = cs and cs.ticket_keys
+  -- 0: no ticket is issued (enc) or the ticket is not accepted; the
+  -- connection goes on with a full handshake either way
+  if not keys then return 0 end
+  local k, index = find_ticket_key(keys, cs.ticket_lifetime,
+                                   enc == 0 and ffi_string(key_name, TICKET_NAME) or nil)
+  if not k then return 0 end
+  local params = get_hmac_params()
+  if params == nil then return -1 end
+  if enc ~= 0 then
+    ffi.copy(key_name, k.name, TICKET_NAME)
+    -- OpenSSL's iv buffer is EVP_MAX_IV_LENGTH bytes, AES-CBC's iv length
+    if crypto.RAND_bytes(iv, K.EVP_MAX_IV_LENGTH) ~= 1
+       or crypto.EVP_EncryptInit_ex(cctx, crypto.EVP_aes_256_cbc(), nil, k.aes, iv) ~= 1 then
+      return -1
+    end
+  elseif crypto.EVP_DecryptInit_ex(cctx, crypto.EVP_aes_256_cbc(), nil, k.aes, iv) ~= 1 then
+    return -1
+  end
+  if crypto.EVP_MAC_init(hctx, k.hmac, TICKET_HMAC, params) ~= 1 then return -1 end
+  -- a ticket under an older key is renewed under the newest
+  return (enc ~= 0 or index == 1) and 1 or 2
+end
+
+local ticket_key_callback = lazy_callback(
+  "int (*)(SSL *, unsigned char *, unsigned char *, EVP_CIPHER_CTX *, EVP_MAC_CTX *, int)",
+  function(ssl, key_name, iv, cctx, hctx, enc)
+    -- a Lua error refuses the ticket (or issues none): a full handshake
+    return protected(0, lua_ticket_key, ssl, key_name, iv, cctx, hctx, enc)
+  end, "ticket key")
+
+local function check_ticket_keys(keys, lifetime)
+  if type(keys) ~= "table" or #keys > MAX_TICKET_KEYS then
+    error(("ticket keys: a list of at most %d keys expected"):format(MAX_TICKET_KEYS), 3)
+  end
+  for i, k in ipairs(keys) do
+    if type(k) ~= "table" or type(k.name) ~= "string" or #k.name ~= TICKET_NAME
+       or type(k.aes) ~= "string" or #k.aes ~= TICKET_AES
+       or type(k.hmac) ~= "string" or #k.hmac ~= TICKET_HMAC or type(k.added) ~= "number" then
+      error(("ticket key %d: { name = %d bytes, aes = %d, hmac = %d, added = seconds } expected")
+        :format(i, TICKET_NAME, TICKET_AES, TICKET_HMAC), 3)
+    end
+  end
+  if type(lifetime) ~= "number" then error("ticket key lifetime: seconds expected", 3) end
+end
+
+-- Installs `keys` (newest first: { name = 16 bytes, aes = 32, hmac = 16,
+-- added = os.time() when added }) on ctx; keys older than `lifetime` seconds
+-- (if > 0) are not used.  An empty list gives OpenSSL's own key back.  The
+-- keys are those of the connection's current context (after SNI), so a
+-- server installs the same keys on each of its contexts.
+function cb.set_ticket_keys(ctx, keys, lifetime)
+  check_ticket_keys(keys, lifetime)
+  local n = #keys
+  local fn = nil
+  if shim then
+    local blob = ffi.new("unsigned char[?]", math.max(n, 1) * TICKET_KEY)
+    local added = ffi.new("time_t[?]", math.max(n, 1))
+    for i, k in ipairs(keys) do
+      local at = blob + (i - 1) * TICKET_KEY
+      ffi.copy(at, k.name, TICKET_NAME)
+      ffi.copy(at + TICKET_NAME, k.aes, TICKET_AES)
+      ffi.copy(at + TICKET_NAME + TICKET_AES, k.hmac, TICKET_HMAC)
+      added[i - 1] = k.added
+    end
+    local ok = shim.ljssl_ctx_set_ticket_keys(ctx, blob, added, n, lifetime)
+    cleanse(blob)              -- the shim keeps its own copy
+    if ok ~= 1 then return nil, "out of memory" end
+    if n > 0 then fn = shim.ljssl_ticket_key_cb end
+  else
+    local cs = state_of(ctx_state, ctx, true)
+    cleanse_keys(cs.ticket_keys)
+    cs.ticket_keys, cs.ticket_lifetime = nil, nil
+    if n > 0 then
+      local copies = {}
+      for i, k in ipairs(keys) do
+        copies[i] = { name = k.name, aes = secret(k.aes), hmac = secret(k.hmac), added = k.added }
+      end
+      cs.ticket_keys, cs.ticket_lifetime = copies, lifetime
+      fn = ticket_key_callback(ctx)
+    end
+  end
+  lib.clear_errors()
+  if C.SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, fn) ~= 1 then
+    local _, reason = lib.pop_error()
+    return nil, reason or "failed to set the ticket key callback"
+  end
+  return true
+end
+
 return cb

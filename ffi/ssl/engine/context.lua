@@ -355,11 +355,16 @@ function Context:set_session_id_context(id)
   return true
 end
 
--- A fixed session-ticket key (80 bytes: name 16, HMAC 32, AES 32), so that
--- several processes can resume each other's sessions.
-function Context:set_ticket_keys(keys)
-  lib.clear_errors()
-  if lib.SSL_CTX_set_tlsext_ticket_keys(self.ptr, keys, #keys) ~= 1 then return nil, reason() end
+-- Session-ticket keys shared by several servers (processes) so that each
+-- resumes the others' sessions, rotating as libtls's do: `keys` lists at most
+-- 4 keys, newest first, each { name = 16 bytes (carried by the ticket),
+-- aes = 32 (AES-256-CBC), hmac = 16 (HMAC-SHA256), added = os.time() when
+-- added }.  The newest encrypts, all decrypt, a ticket under an older key is
+-- renewed; a key older than `lifetime` seconds (if > 0) is unused.  An empty
+-- list gives OpenSSL's own random key back (ssl.engine.callbacks).
+function Context:set_ticket_keys(keys, lifetime)
+  local ok, err = cb.set_ticket_keys(self.ptr, keys, lifetime or 0)
+  if not ok then return nil, err end
   return true
 end
 
