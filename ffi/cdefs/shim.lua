@@ -8,6 +8,8 @@ local ffi = require "ffi"
 ffi.cdef [[
 int ljssl_shim_version(void);
 int ljssl_password_cb(char *buf, int size, int rwflag, void *userdata);
+int ljssl_ctx_set_dh_pem_cb(SSL_CTX *ctx, ljssl_dh_pem_fn fn);
+DH *ljssl_tmp_dh_cb(SSL *ssl, int is_export, int keylength);
 int ljssl_ctx_set_verify_flags(SSL_CTX *ctx, int flags);
 int ljssl_ctx_get_verify_flags(const SSL_CTX *ctx);
 int ljssl_verify_cb(int preverify_ok, X509_STORE_CTX *store);
@@ -31,7 +33,7 @@ return {
   const = {
     LJSSL_MAX_TICKET_KEYS = 4,
     LJSSL_MAX_VERIFY_ERRORS = 64,
-    LJSSL_SHIM_VERSION = 5,
+    LJSSL_SHIM_VERSION = 6,
     LJSSL_TICKET_AES_LEN = 32,
     LJSSL_TICKET_HMAC_LEN = 16,
     LJSSL_TICKET_KEY_LEN = 64,

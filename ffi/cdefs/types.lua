@@ -122,6 +122,7 @@ typedef unsigned int (*SSL_psk_server_cb_func)(SSL *ssl, const char *identity, u
 typedef void (*SSL_CTX_keylog_cb_func)(const SSL *ssl, const char *line);
 typedef struct ocsp_cert_id_st OCSP_CERTID;
 typedef struct ocsp_basic_response_st OCSP_BASICRESP;
+typedef const char *(*ljssl_dh_pem_fn)(SSL *ssl, int is_export, int keylength, size_t *len);
 typedef void (*__sighandler_t) (int);
 typedef unsigned long int nfds_t;
 typedef __socklen_t socklen_t;

@@ -60,11 +60,18 @@ end
 
 -- Keys and certificates ---------------------------------------------------------------------
 
+-- password: a string, or a function returning one (called only if the key is
+-- encrypted); nil leaves OpenSSL's own prompt in place, as LuaSec does (it
+-- reads the terminal, or stdin without one); false (not in LuaSec) refuses an
+-- encrypted key without prompting, for servers that must never block on it.
 function context.loadkey(ctx, file, password)
   local st = check(ctx, "loadkey")
   file = args.string(file, 2, "loadkey")
   local t = type(password)
-  if t ~= "nil" and t ~= "string" and t ~= "function" then error("invalid callback value", 2) end
+  if t ~= "nil" and t ~= "string" and t ~= "function" and password ~= false then
+    error("invalid callback value", 2)
+  end
+  if password == nil then password = engine.PROMPT elseif password == false then password = nil end
   local ok, err = st.engine:use_key_file(file, password)
   if not ok then return false, ("error loading private key (%s)"):format(err) end
   return true
@@ -168,21 +175,17 @@ function context.setoptions(ctx, ...)
   return true
 end
 
--- LuaSec installs a DH callback that OpenSSL 3 has deprecated; ljssl asks the
--- function for its parameters once, here, as fn(false, 2048), and hands them to
--- OpenSSL (SSL_CTX_set0_tmp_dh_pkey).  Returns true, or false and a reason
--- (LuaSec returns nothing).
+-- As LuaSec: fn becomes OpenSSL's temporary-DH callback, called during a
+-- handshake only when a DHE suite is negotiated, as fn(is_export, keylength)
+-- (false, 1024 on OpenSSL 3.0), and returns PEM DH parameters or nil (the
+-- handshake then fails).  An error in fn fails the handshake the same way
+-- (LuaSec would raise through OpenSSL).  Returns true, or false and a reason on
+-- an OpenSSL built without the deprecated DH callback (LuaSec returns nothing).
 function context.setdhparam(ctx, fn)
   local st = check(ctx, "setdhparam")
   if type(fn) ~= "function" then args.error(2, "setdhparam", "function expected") end
-  local ok, pem = pcall(fn, false, 2048)
-  if not ok then return false, ("error setting DH parameters (%s)"):format(tostring(pem)) end
-  if pem == nil then return true end               -- no parameters: DHE stays off
-  if type(pem) ~= "string" then
-    return false, ("error setting DH parameters (the function returned a %s)"):format(type(pem))
-  end
-  local set, err = st.engine:set_dh_params_pem(pem)
-  if not set then return false, ("error setting DH parameters (%s)"):format(err) end
+  local ok, err = st.engine:set_dh_function(fn)
+  if not ok then return false, ("error setting DH parameters (%s)"):format(err) end
   return true
 end
 

@@ -140,6 +140,89 @@ int ljssl_password_cb(char *buf, int size, int rwflag, void *userdata)
     return (int)len;
 }
 
+/* ---- DH parameters (LuaSec's dhparam) ----
+ * The temporary-DH callback and DH type are deprecated in OpenSSL 3 and have
+ * no replacement that asks during the handshake; LuaSec's API needs exactly
+ * that.  The state has its own ex_data slot. */
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+struct dh_data {
+    ljssl_dh_pem_fn pem;
+    DH *dh;                             /* the last parameters handed to OpenSSL */
+};
+
+static int dh_index = -1;
+static pthread_once_t dh_once = PTHREAD_ONCE_INIT;
+
+static void free_dh_data(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                         long argl, void *argp)
+{
+    struct dh_data *d = ptr;
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    if (d == NULL)
+        return;
+    DH_free(d->dh);
+    OPENSSL_free(d);
+}
+
+static void init_dh_index(void)
+{
+    dh_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_dh_data);
+}
+
+int ljssl_ctx_set_dh_pem_cb(SSL_CTX *ctx, ljssl_dh_pem_fn fn)
+{
+    struct dh_data *d;
+    pthread_once(&dh_once, init_dh_index);
+    if (dh_index < 0)
+        return 0;
+    d = SSL_CTX_get_ex_data(ctx, dh_index);
+    if (d == NULL) {
+        if (fn == NULL)
+            return 1;
+        if ((d = OPENSSL_zalloc(sizeof *d)) == NULL)
+            return 0;
+        if (!SSL_CTX_set_ex_data(ctx, dh_index, d)) {
+            OPENSSL_free(d);
+            return 0;
+        }
+    }
+    d->pem = fn;
+    SSL_CTX_set_tmp_dh_callback(ctx, fn != NULL ? ljssl_tmp_dh_cb : NULL);
+    return 1;
+}
+
+DH *ljssl_tmp_dh_cb(SSL *ssl, int is_export, int keylength)
+{
+    struct dh_data *d;
+    const char *pem;
+    size_t len = 0;
+    BIO *bio;
+    DH *dh;
+
+    pthread_once(&dh_once, init_dh_index);
+    d = dh_index < 0 ? NULL : SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), dh_index);
+    if (d == NULL || d->pem == NULL)
+        return NULL;
+    pem = d->pem(ssl, is_export, keylength, &len);
+    if (pem == NULL || len == 0 || len > 0x7fffffff)   /* BIO_new_mem_buf takes an int */
+        return NULL;
+    if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
+        return NULL;
+    dh = PEM_read_bio_DHparams(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (dh == NULL)
+        return NULL;
+    /* OpenSSL takes its own reference; the callback keeps one (LuaSec does) */
+    DH_free(d->dh);
+    d->dh = dh;
+    return dh;
+}
+
+#pragma GCC diagnostic pop
+
 /* ---- verification ---- */
 
 int ljssl_ctx_set_verify_flags(SSL_CTX *ctx, int flags)

@@ -16,7 +16,7 @@
 #include <openssl/ssl.h>
 
 /* Interface version; bumped whenever a function is added or changed. */
-#define LJSSL_SHIM_VERSION 5
+#define LJSSL_SHIM_VERSION 6
 
 /* Verification flags of a context (LuaSec's verifyext names). */
 #define LJSSL_VERIFY_CONTINUE 1       /* lsec_continue: record errors, go on */
@@ -30,6 +30,19 @@ int ljssl_shim_version(void);
  * `size` bytes and returns the length copied, or -1 (refuse) when userdata is
  * NULL, so a missing password never falls back to a TTY prompt. */
 int ljssl_password_cb(char *buf, int size, int rwflag, void *userdata);
+
+/* DH parameters chosen during a handshake, as LuaSec's dhparam function:
+ * ljssl_ctx_set_dh_pem_cb installs ljssl_tmp_dh_cb as the context's
+ * temporary-DH callback (OpenSSL calls it only when a DHE suite is
+ * negotiated, with its is_export and key length), or removes it when `fn` is
+ * NULL.  ljssl_tmp_dh_cb asks `fn` (a LuaJIT callback: the parameters come
+ * from a Lua function) for PEM "DH PARAMETERS", sets *len and returns the PEM,
+ * which must stay valid until the next call, or NULL for none; it parses them
+ * and keeps the DH with the context, freeing the previous one, as OpenSSL
+ * expects of the callback.  No parameters: NULL, and the handshake fails. */
+typedef const char *(*ljssl_dh_pem_fn)(SSL *ssl, int is_export, int keylength, size_t *len);
+int ljssl_ctx_set_dh_pem_cb(SSL_CTX *ctx, ljssl_dh_pem_fn fn);
+DH *ljssl_tmp_dh_cb(SSL *ssl, int is_export, int keylength);
 
 /* Verification.  ljssl_verify_cb goes to SSL_CTX_set_verify, and
  * ljssl_cert_verify_cb to SSL_CTX_set_cert_verify_callback (arg unused); both

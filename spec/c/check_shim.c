@@ -78,6 +78,82 @@ START_TEST(test_wrong_password_fails)
 }
 END_TEST
 
+/* ---- DH parameters (LuaSec's dhparam): the trampoline asks the provider,
+ * parses its PEM, keeps the DH with the context ---- */
+
+static char dh_pem[4096];
+static int dh_asked, dh_export, dh_keylength;
+
+static const char *dh_provider(SSL *ssl, int is_export, int keylength, size_t *len)
+{
+    (void)ssl;
+    dh_asked++;
+    dh_export = is_export;
+    dh_keylength = keylength;
+    *len = strlen(dh_pem);
+    return dh_pem[0] ? dh_pem : NULL;
+}
+
+static void make_dh_pem(void)
+{
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "DH", NULL);
+    EVP_PKEY *params = NULL;
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *data;
+    long n;
+    ck_assert_ptr_nonnull(pctx);
+    ck_assert_int_eq(EVP_PKEY_paramgen_init(pctx), 1);
+    ck_assert_int_eq(EVP_PKEY_CTX_set_dh_nid(pctx, NID_ffdhe2048), 1);
+    ck_assert_int_eq(EVP_PKEY_paramgen(pctx, &params), 1);
+    ck_assert_int_eq(PEM_write_bio_Parameters(mem, params), 1);
+    n = BIO_get_mem_data(mem, &data);
+    ck_assert(n > 0 && (size_t)n < sizeof dh_pem);
+    memcpy(dh_pem, data, (size_t)n);
+    dh_pem[n] = '\0';
+    ck_assert_ptr_nonnull(strstr(dh_pem, "BEGIN DH PARAMETERS"));
+    EVP_PKEY_free(params);
+    EVP_PKEY_CTX_free(pctx);
+    BIO_free(mem);
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+START_TEST(test_dh_trampoline)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL *ssl;
+    DH *dh;
+    make_dh_pem();
+    ck_assert_ptr_nonnull(ctx);
+    ck_assert_int_eq(ljssl_ctx_set_dh_pem_cb(ctx, dh_provider), 1);
+    ssl = SSL_new(ctx);
+    ck_assert_ptr_nonnull(ssl);
+    dh_asked = 0;
+    dh = ljssl_tmp_dh_cb(ssl, 0, 1024);              /* as OpenSSL 3.0 calls it */
+    ck_assert_ptr_nonnull(dh);
+    ck_assert_int_eq(DH_bits(dh), 2048);
+    ck_assert_int_eq(dh_asked, 1);
+    ck_assert_int_eq(dh_export, 0);
+    ck_assert_int_eq(dh_keylength, 1024);
+    /* asked again on every call; the previous DH is freed by then */
+    ck_assert_ptr_nonnull(ljssl_tmp_dh_cb(ssl, 1, 512));
+    ck_assert_int_eq(dh_asked, 2);
+    ck_assert_int_eq(dh_export, 1);
+    strcpy(dh_pem, "-----BEGIN DH PARAMETERS-----\nnot base64\n-----END DH PARAMETERS-----\n");
+    ck_assert_ptr_null(ljssl_tmp_dh_cb(ssl, 0, 1024));   /* not PEM: none */
+    ERR_clear_error();
+    dh_pem[0] = '\0';
+    ck_assert_ptr_null(ljssl_tmp_dh_cb(ssl, 0, 1024));   /* the provider gives none */
+    ck_assert_int_eq(ljssl_ctx_set_dh_pem_cb(ctx, NULL), 1);   /* removed: not asked */
+    dh_asked = 0;
+    ck_assert_ptr_null(ljssl_tmp_dh_cb(ssl, 0, 1024));
+    ck_assert_int_eq(dh_asked, 0);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);                               /* frees the DH it kept */
+}
+END_TEST
+#pragma GCC diagnostic pop
+
 /* ---- session-ticket keys: in-memory handshakes between a client and servers
  * whose contexts hold different key lists (the rotation of a fleet) ---- */
 
@@ -283,6 +359,9 @@ int main(void)
     tcase_add_test(tc, test_password_empty);
     tcase_add_test(tc, test_password_decrypts_key);
     tcase_add_test(tc, test_wrong_password_fails);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("dh parameters");
+    tcase_add_test(tc, test_dh_trampoline);
     suite_add_tcase(s, tc);
     tc = tcase_create("ticket keys");
     tcase_add_test(tc, test_ticket_rotation_tls13);

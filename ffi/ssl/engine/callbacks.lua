@@ -9,13 +9,18 @@
 -- chosen by a function) are LuaJIT callbacks either way.
 --
 -- A LuaJIT callback fired from inside a JIT-compiled FFI call panics the VM
--- ("bad callback").  So every function that calls SSL_do_handshake, SSL_read,
--- SSL_write or SSL_shutdown registers itself with `guard`, and the first time a
--- LuaJIT callback is installed on a context, all of them are switched to the
--- interpreter with jit.off and every compiled trace is flushed; from then on a
--- trace that reaches a JIT-disabled function stops there, so no trace can
--- contain those FFI calls.  Callbacks never raise: their bodies run under
--- pcall and fail closed.
+-- ("bad callback").  The functions that call SSL_do_handshake, SSL_read,
+-- SSL_write and SSL_shutdown (ssl.engine.session) exist twice: a compiled copy,
+-- and a copy registered here with `guard`, kept in the interpreter by jit.off
+-- (a trace that reaches it stops there, so no trace contains those FFI calls).
+-- A session runs the compiled copy only while no context it can run on (its
+-- own, and those SNI can switch it to) has a LuaJIT callback: installing one
+-- marks its SSL_CTX here (`lazy_callback`'s getter takes the context), and the
+-- first mark of a context moves `cb.epoch` on, which every copy checks before
+-- calling OpenSSL, so each session chooses again at its next call.  Nothing is
+-- flushed: connections of contexts without Lua callbacks, and the rest of the
+-- program (an nginx worker's own traces), stay compiled.  Callbacks never
+-- raise: their bodies run under pcall and fail closed.
 
 local ffi = require "ffi"
 local bit = require "bit"
@@ -33,28 +38,6 @@ local MAX_VERIFY_ERRORS = require("cdefs.shim").const.LJSSL_MAX_VERIFY_ERRORS
 local uintptr = ffi.typeof("uintptr_t")
 local function key(p) return tonumber(ffi_cast(uintptr, p)) end
 cb.key = key
-
--- JIT protection -------------------------------------------------------------------
-
-local guarded, lua_callbacks_live = {}, false
-
--- Registers an I/O function; it is compiled until a LuaJIT callback exists.
-function cb.guard(fn)
-  guarded[#guarded + 1] = fn
-  if lua_callbacks_live then jit.off(fn) end
-  return fn
-end
-
-local function lua_callback_installed()
-  if lua_callbacks_live then return end
-  lua_callbacks_live = true
-  for _, fn in ipairs(guarded) do jit.off(fn) end
-  -- jit.off flushes only traces that start in those functions; traces rooted
-  -- elsewhere may have inlined them, FFI call included.  Flush them all.
-  jit.flush()
-end
-
-function cb.lua_callbacks_live() return lua_callbacks_live end
 
 -- Per-object state for the Lua implementations, keyed by pointer value.  The
 -- owners (engine context and session) call forget_* when they free the pointer,
@@ -74,6 +57,60 @@ end
 function cb.forget_ctx(ctx) ctx_state[key(ctx)] = nil end
 function cb.forget_ssl(ssl) ssl_state[key(ssl)] = nil end
 
+-- JIT protection -------------------------------------------------------------------
+
+-- epoch.n changes whenever a session may have to change copies; a table, so
+-- that compiled code reads the current value.
+local epoch = { n = 0 }
+cb.epoch = epoch
+local lua_callbacks_live, everywhere = false, false
+
+-- Keeps an I/O function (the session's second copy) in the interpreter.
+function cb.guard(fn)
+  jit.off(fn)
+  return fn
+end
+
+-- OpenSSL may now call a LuaJIT callback on `ctx` (an SSL_CTX *).  Without a
+-- context (a caller that cannot name one), every session takes the
+-- interpreted copy from its next call on.
+local function lua_callback_on(ctx)
+  lua_callbacks_live = true
+  if ctx == nil then
+    if not everywhere then everywhere = true; epoch.n = epoch.n + 1 end
+    return
+  end
+  local s = state_of(ctx_state, ctx, true)
+  if not s.lua then
+    s.lua = true
+    epoch.n = epoch.n + 1
+  end
+end
+cb.lua_callback_on = lua_callback_on
+
+local function ctx_has_lua(ctx)
+  if everywhere then return true end
+  local s = ctx ~= nil and ctx_state[key(ctx)]
+  return s and s.lua or false
+end
+cb.ctx_has_lua = ctx_has_lua
+
+-- True when a LuaJIT callback can run inside this connection's SSL calls: on
+-- its context `ctx`, the SSL's current one, or one SNI can switch it to.
+function cb.session_has_lua(ssl, ctx)
+  if ctx_has_lua(ctx) then return true end
+  if ssl == nil then return false end
+  if ctx_has_lua(C.SSL_get_SSL_CTX(ssl)) then return true end
+  local s = ssl_state[key(ssl)]
+  for _, target in ipairs(s and s.sni_ctxs or {}) do
+    if ctx_has_lua(target) then return true end
+  end
+  return false
+end
+
+-- Whether any LuaJIT callback has been installed in this process.
+function cb.lua_callbacks_live() return lua_callbacks_live end
+
 -- Runs `fn(...)` for a callback; any Lua error gives `failure` instead.
 local function protected(failure, fn, ...)
   local ok, result = pcall(fn, ...)
@@ -82,14 +119,16 @@ local function protected(failure, fn, ...)
 end
 
 -- One LuaJIT callback of C type `ctype`, created on first use (a clear error
--- when no callback slot is free; nothing is installed then).
+-- when no callback slot is free; nothing is installed then).  The getter takes
+-- the SSL_CTX the callback is about to be installed on, which is marked as
+-- running Lua (no argument marks every context).
 local function lazy_callback(ctype, body, what)
   local made
-  return function()
+  return function(ctx)
     if not made then
       made = lib.new_callback(ctype, body, what)
     end
-    lua_callback_installed()
+    lua_callback_on(ctx)
     return made
   end
 end
@@ -152,8 +191,8 @@ function cb.set_verify_flags(ctx, flags)
     C.SSL_CTX_set_cert_verify_callback(ctx, shim.ljssl_cert_verify_cb, nil)
   else
     state_of(ctx_state, ctx, true).verify_flags = flags
-    C.SSL_CTX_set_verify(ctx, mode, verify_callback())
-    C.SSL_CTX_set_cert_verify_callback(ctx, cert_verify_callback(), nil)
+    C.SSL_CTX_set_verify(ctx, mode, verify_callback(ctx))
+    C.SSL_CTX_set_cert_verify_callback(ctx, cert_verify_callback(ctx), nil)
   end
   return true
 end
@@ -213,7 +252,7 @@ function cb.set_alpn_list(ctx, wire)
     C.SSL_CTX_set_alpn_select_cb(ctx, shim.ljssl_alpn_select_cb, nil)
   else
     state_of(ctx_state, ctx, true).alpn = wire
-    C.SSL_CTX_set_alpn_select_cb(ctx, alpn_callback(), nil)
+    C.SSL_CTX_set_alpn_select_cb(ctx, alpn_callback(ctx), nil)
   end
   return true
 end
@@ -223,7 +262,7 @@ end
 function cb.set_alpn_function(ctx, fn)
   local cs = state_of(ctx_state, ctx, true)
   cs.alpn_fn = fn
-  C.SSL_CTX_set_alpn_select_cb(ctx, alpn_callback(), nil)
+  C.SSL_CTX_set_alpn_select_cb(ctx, alpn_callback(ctx), nil)
   return true
 end
 
@@ -264,6 +303,15 @@ end, "SNI")
 -- caller keeps the contexts alive for the connection's life (the shim also
 -- up-references them).
 function cb.set_sni(ssl, ctxs, map, strict, by_cert)
+  -- the contexts this connection can run on from now: if one runs Lua and the
+  -- connection's own does not, the session must change copies
+  local s = state_of(ssl_state, ssl, true)
+  s.sni_ctxs = ctxs
+  if not ctx_has_lua(C.SSL_get_SSL_CTX(ssl)) then
+    for _, ctx in ipairs(ctxs) do
+      if ctx_has_lua(ctx) then epoch.n = epoch.n + 1; break end
+    end
+  end
   if shim then
     for name, target in pairs(map) do
       if shim.ljssl_ssl_add_sni(ssl, name, target) ~= 1 then return nil, "out of memory" end
@@ -276,10 +324,8 @@ function cb.set_sni(ssl, ctxs, map, strict, by_cert)
       lib.SSL_CTX_set_tlsext_servername_callback(ctx, shim.ljssl_sni_cb)
     end
   else
-    local s = state_of(ssl_state, ssl, true)
     s.sni, s.sni_strict, s.sni_by_cert = map, strict and true or false, by_cert
-    local fn = sni_callback()
-    for _, ctx in ipairs(ctxs) do lib.SSL_CTX_set_tlsext_servername_callback(ctx, fn) end
+    for _, ctx in ipairs(ctxs) do lib.SSL_CTX_set_tlsext_servername_callback(ctx, sni_callback(ctx)) end
   end
   return true
 end
@@ -312,7 +358,7 @@ function cb.set_ocsp_staple(ctx, der)
     lib.SSL_CTX_set_tlsext_status_cb(ctx, shim.ljssl_ocsp_staple_cb)
   else
     state_of(ctx_state, ctx, true).staple = der
-    lib.SSL_CTX_set_tlsext_status_cb(ctx, ocsp_callback())
+    lib.SSL_CTX_set_tlsext_status_cb(ctx, ocsp_callback(ctx))
   end
   return true
 end
@@ -353,13 +399,77 @@ local psk_server_callback = lazy_callback("SSL_psk_server_cb_func",
 
 function cb.set_psk_client(ctx, fn)
   state_of(ctx_state, ctx, true).psk_client = fn
-  C.SSL_CTX_set_psk_client_callback(ctx, psk_client_callback())
+  C.SSL_CTX_set_psk_client_callback(ctx, psk_client_callback(ctx))
   return true
 end
 
 function cb.set_psk_server(ctx, fn)
   state_of(ctx_state, ctx, true).psk_server = fn
-  C.SSL_CTX_set_psk_server_callback(ctx, psk_server_callback())
+  C.SSL_CTX_set_psk_server_callback(ctx, psk_server_callback(ctx))
+  return true
+end
+
+-- DH parameters during the handshake (LuaSec's dhparam) ------------------------------------
+-- fn(is_export, keylength) -> PEM "DH PARAMETERS" | nil, called by OpenSSL's
+-- temporary-DH callback only when a DHE suite is negotiated (OpenSSL 3.0
+-- passes false, 1024).  No parameters, a bad PEM or an error in fn: the
+-- callback answers NULL and the handshake fails, as LuaSec's does for nil.
+-- The function is Lua, so a LuaJIT callback either way; with the shim it only
+-- hands over the PEM and the C trampoline parses and keeps the DH.
+
+-- The PEM fn gives for this connection, and the state of its context (after
+-- SNI, as LuaSec looks the function up on SSL_get_SSL_CTX).
+local function dh_pem(ssl, is_export, keylength)
+  local cs = state_of(ctx_state, C.SSL_get_SSL_CTX(ssl))
+  if not cs or not cs.dhparam then return nil end
+  local pem = cs.dhparam(is_export ~= 0, tonumber(keylength))
+  if type(pem) ~= "string" or #pem == 0 then return nil end
+  return pem, cs
+end
+
+local function lua_tmp_dh(ssl, is_export, keylength)
+  local pem, cs = dh_pem(ssl, is_export, keylength)
+  if not pem then return nil end
+  local bio = crypto.BIO_new_mem_buf(pem, #pem)
+  if bio == nil then return nil end
+  local dh = lib.optional("PEM_read_bio_DHparams")(bio, nil, nil, nil)
+  crypto.BIO_free(bio)
+  if dh == nil then return nil end
+  -- OpenSSL takes its own reference and expects the callback to keep one: the
+  -- context keeps the last parameters, as LuaSec's does
+  cs.dh = ffi.gc(dh, lib.optional("DH_free"))
+  return dh
+end
+
+local function lua_dh_pem(ssl, is_export, keylength, len)
+  local pem, cs = dh_pem(ssl, is_export, keylength)
+  if not pem then return nil end
+  cs.dh_pem = pem          -- the shim reads the string after we return
+  len[0] = #pem
+  return pem
+end
+
+local tmp_dh_callback = lazy_callback("DH *(*)(SSL *, int, int)", function(ssl, is_export, keylength)
+  return protected(nil, lua_tmp_dh, ssl, is_export, keylength)
+end, "DH parameters")
+local dh_pem_callback = lazy_callback("ljssl_dh_pem_fn", function(ssl, is_export, keylength, len)
+  return protected(nil, lua_dh_pem, ssl, is_export, keylength, len)
+end, "DH parameters")
+
+-- Installs fn as the context's source of DH parameters.  Returns true, or nil
+-- and why (an OpenSSL built without its deprecated APIs has no DH callback).
+function cb.set_dhparam(ctx, fn)
+  if shim then
+    state_of(ctx_state, ctx, true).dhparam = fn
+    if shim.ljssl_ctx_set_dh_pem_cb(ctx, dh_pem_callback(ctx)) ~= 1 then return nil, "out of memory" end
+    return true
+  end
+  local set_callback, why = lib.optional("SSL_CTX_set_tmp_dh_callback")
+  if not set_callback or not lib.optional("PEM_read_bio_DHparams") or not lib.optional("DH_free") then
+    return nil, why or "needs an OpenSSL built with its deprecated APIs"
+  end
+  state_of(ctx_state, ctx, true).dhparam = fn
+  set_callback(ctx, tmp_dh_callback(ctx))
   return true
 end
 

@@ -61,21 +61,27 @@ end
 
 -- Keys and certificates ---------------------------------------------------------------
 
--- Runs load(userdata), a function that makes OpenSSL read a key, with the
--- password callback installed; userdata is the password, or NULL so that the
--- callback refuses (OpenSSL never prompts on a TTY).  `password` is a string, a
--- function returning one (called only if the key turns out to be encrypted),
--- or nil.
+-- `password` of the key loaders: OpenSSL's own passphrase prompt
+-- (PEM_def_callback: it reads the terminal, or stdin when the process has
+-- none), which is what LuaSec leaves in place when no password is given.
+context.PROMPT = setmetatable({}, { __tostring = function() return "ssl.engine.context.PROMPT" end })
+
+-- Runs load(callback, userdata), a function that makes OpenSSL read a key,
+-- with the password callback installed; userdata is the password, or NULL so
+-- that the callback refuses.  `password` is a string, a function returning one
+-- (called only if the key turns out to be encrypted), context.PROMPT (no
+-- callback: OpenSSL prompts), or nil/false (refuse, never prompt).
 local function with_password(self, password, load)
   local ctx = self.ptr
   local pw = type(password) == "string" and password or nil
   local userdata = pw and ffi.cast("void *", pw) or nil
-  C.SSL_CTX_set_default_passwd_cb(ctx, lib.password_cb())
+  local callback = password ~= context.PROMPT and lib.password_cb() or nil
+  C.SSL_CTX_set_default_passwd_cb(ctx, callback)
   C.SSL_CTX_set_default_passwd_cb_userdata(ctx, userdata)
   lib.clear_errors()
   -- OpenSSL reads the password as a C string: "a\0b" would be "a"
   if pw and pw:find("\0", 1, true) then return nil, "the password contains a NUL byte" end
-  local ok = load(userdata)
+  local ok = load(callback, userdata)
   local why
   if not ok and type(password) == "function" then
     lib.clear_errors()
@@ -88,7 +94,7 @@ local function with_password(self, password, load)
       pw = got
       userdata = ffi.cast("void *", pw)
       C.SSL_CTX_set_default_passwd_cb_userdata(ctx, userdata)
-      ok = load(userdata)
+      ok = load(callback, userdata)
     end
   end
   C.SSL_CTX_set_default_passwd_cb(ctx, nil)
@@ -120,10 +126,10 @@ function Context:use_key_file(path, password)
 end
 
 function Context:use_key_pem(pem, password)
-  return with_password(self, password, function(userdata)
+  return with_password(self, password, function(callback, userdata)
     local bio = crypto.BIO_new_mem_buf(pem, #pem)
     if bio == nil then return false end
-    local key = crypto.PEM_read_bio_PrivateKey(bio, nil, lib.password_cb(), userdata)
+    local key = crypto.PEM_read_bio_PrivateKey(bio, nil, callback, userdata)
     crypto.BIO_free(bio)
     if key == nil then return false end
     local ok = C.SSL_CTX_use_PrivateKey(self.ptr, key) == 1
@@ -308,19 +314,11 @@ function Context:set_groups(list)
   return true
 end
 
--- DH parameters from PEM ("-----BEGIN DH PARAMETERS-----"); OpenSSL owns them after.
-function Context:set_dh_params_pem(pem)
-  lib.clear_errors()
-  local bio = crypto.BIO_new_mem_buf(pem, #pem)
-  if bio == nil then return nil, reason() end
-  local pkey = crypto.PEM_read_bio_Parameters(bio, nil)
-  crypto.BIO_free(bio)
-  if pkey == nil then return nil, reason() end
-  if C.SSL_CTX_set0_tmp_dh_pkey(self.ptr, pkey) ~= 1 then
-    crypto.EVP_PKEY_free(pkey)
-    return nil, reason()
-  end
-  return true
+-- DH parameters asked for during handshakes that negotiate a DHE suite:
+-- fn(is_export, keylength) -> PEM "DH PARAMETERS" or nil (LuaSec's dhparam).
+function Context:set_dh_function(fn)
+  self.anchors.dhparam = fn
+  return cb.set_dhparam(self.ptr, fn)
 end
 
 function Context:set_session_cache_mode(mode)

@@ -80,6 +80,8 @@ local function free_ssl(p)
   C.SSL_free(p)
 end
 
+local choose     -- below: gives a session the copy of the I/O functions it may run
+
 -- A new session on an engine context; `server` picks the accept side.
 function session.new(ctx, server)
   lib.clear_errors()
@@ -89,8 +91,8 @@ function session.new(ctx, server)
   lib.SSL_set_mode(p, bit.bor(K.SSL_MODE_ENABLE_PARTIAL_WRITE, K.SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
   if server then C.SSL_set_accept_state(p) else C.SSL_set_connect_state(p) end
   -- the session keeps its context (and what the context anchors) alive
-  return setmetatable({ ptr = p, ctx = ctx, server = server and true or false,
-                        fd = -1, broken = false, done = false }, Session)
+  return choose(setmetatable({ ptr = p, ctx = ctx, server = server and true or false,
+                               fd = -1, broken = false, done = false, epoch = -1 }, Session))
 end
 
 -- Transports ------------------------------------------------------------------------------
@@ -187,53 +189,71 @@ end
 function Session:group() return session.group(self.ptr) end
 
 -- The state machine -------------------------------------------------------------------------
+-- handshake, read, write and shutdown call into OpenSSL in ways that can run
+-- callbacks (verify, ALPN, SNI, PSK, DH parameters, session tickets,
+-- post-handshake authentication).  A LuaJIT callback entered from a compiled
+-- trace panics the VM, so these four exist twice (ssl.engine.callbacks): the
+-- factory below is called once as it is, and once more from a copy of its
+-- bytecode, which gives new prototypes that jit.off can keep in the
+-- interpreter without touching the first (jit.off marks the prototype).  A
+-- session whose contexts run no LuaJIT callback uses the compiled copy; the
+-- others the interpreted one.  Each copy first checks the epoch, so a session
+-- whose context gained a Lua callback since it chose changes copies before
+-- calling OpenSSL.  The factory has no upvalues: everything comes in as
+-- arguments (a copy loaded from bytecode would see nil upvalues).
+local function state_machine(C, clear_errors, fail, ffi_errno, epoch, rechoose)
+  local DONE, CLOSED = 0, -4
 
-function Session:handshake()
-  if self.done then return DONE end
-  if self.broken or self.ptr == nil then return CLOSED, "closed" end
-  clear_errors()
-  local rc = C.SSL_do_handshake(self.ptr)
-  if rc == 1 then
-    self.done = true
-    return DONE
+  local function handshake(self)
+    if self.epoch ~= epoch.n then return rechoose(self):handshake() end
+    if self.done then return DONE end
+    if self.broken or self.ptr == nil then return CLOSED, "closed" end
+    clear_errors()
+    local rc = C.SSL_do_handshake(self.ptr)
+    if rc == 1 then
+      self.done = true
+      return DONE
+    end
+    return fail(self, rc, ffi_errno())
   end
-  return fail(self, rc, ffi_errno())
-end
 
-function Session:read(buf, len)
-  if self.broken or self.peer_closed or self.ptr == nil then return CLOSED, "closed" end
-  clear_errors()
-  local n = C.SSL_read(self.ptr, buf, len)
-  if n > 0 then return n end
-  return fail(self, n, ffi_errno())
-end
+  local function read(self, buf, len)
+    if self.epoch ~= epoch.n then return rechoose(self):read(buf, len) end
+    if self.broken or self.peer_closed or self.ptr == nil then return CLOSED, "closed" end
+    clear_errors()
+    local n = C.SSL_read(self.ptr, buf, len)
+    if n > 0 then return n end
+    return fail(self, n, ffi_errno())
+  end
 
-function Session:write(ptr, len)
-  if self.broken or self.ptr == nil then return CLOSED, "closed" end
-  clear_errors()
-  local n = C.SSL_write(self.ptr, ptr, len)
-  if n > 0 then return n end
-  return fail(self, n, ffi_errno())
-end
+  local function write(self, ptr, len)
+    if self.epoch ~= epoch.n then return rechoose(self):write(ptr, len) end
+    if self.broken or self.ptr == nil then return CLOSED, "closed" end
+    clear_errors()
+    local n = C.SSL_write(self.ptr, ptr, len)
+    if n > 0 then return n end
+    return fail(self, n, ffi_errno())
+  end
 
--- Sends close_notify: DONE once the peer's close_notify has been received too,
--- 1 when ours is sent and theirs not yet, or a status.
-function Session:shutdown()
-  if self.ptr == nil then return CLOSED, "closed" end
-  if self.broken or not self.done then return DONE end
-  clear_errors()
-  local rc = C.SSL_shutdown(self.ptr)
-  if rc == 1 then return DONE end
-  if rc == 0 then return 1 end
-  return fail(self, rc, ffi_errno())
-end
+  -- Sends close_notify: DONE once the peer's close_notify has been received too,
+  -- 1 when ours is sent and theirs not yet, or a status.
+  local function shutdown(self)
+    if self.epoch ~= epoch.n then return rechoose(self):shutdown() end
+    if self.ptr == nil then return CLOSED, "closed" end
+    if self.broken or not self.done then return DONE end
+    clear_errors()
+    local rc = C.SSL_shutdown(self.ptr)
+    if rc == 1 then return DONE end
+    if rc == 0 then return 1 end
+    return fail(self, rc, ffi_errno())
+  end
 
--- These call into OpenSSL in ways that can run callbacks (verify, ALPN, SNI,
--- PSK, session tickets, post-handshake authentication).
-cb.guard(Session.handshake)
-cb.guard(Session.read)
-cb.guard(Session.write)
-cb.guard(Session.shutdown)
+  return { handshake = handshake, read = read, write = write, shutdown = shutdown }
+end
+assert(debug.getupvalue(state_machine, 1) == nil, "state_machine must not have upvalues")
+
+local compiled = state_machine(C, clear_errors, fail, ffi_errno, cb.epoch, function(self) return choose(self) end)
+for name, fn in pairs(compiled) do Session[name] = fn end
 
 function Session:pending()
   return self.ptr ~= nil and C.SSL_pending(self.ptr) or 0
@@ -260,5 +280,28 @@ function Session:free()
   end
 end
 
+-- The method table of sessions that may run LuaJIT callbacks: the same
+-- methods, with the interpreted copy of the state machine.
+local Interpreted = {}
+for name, fn in pairs(Session) do Interpreted[name] = fn end
+Interpreted.__index = Interpreted
+local interpreted = loadstring(string.dump(state_machine), "=ssl.engine.session (interpreted copy)")(
+  C, clear_errors, fail, ffi_errno, cb.epoch, function(self) return choose(self) end)
+for name, fn in pairs(interpreted) do Interpreted[name] = cb.guard(fn) end
+
+-- Gives `self` the method table its contexts allow, for the current epoch.
+function choose(self)
+  self.epoch = cb.epoch.n
+  local ctx = self.ctx and self.ctx.ptr
+  local mt = self.ptr ~= nil and cb.session_has_lua(self.ptr, ctx) and Interpreted or Session
+  if getmetatable(self) ~= mt then setmetatable(self, mt) end
+  return self
+end
+
+-- Whether this session runs the interpreted copy (for tests and diagnostics).
+function Session:interpreted() return getmetatable(self) == Interpreted end
+Interpreted.interpreted = Session.interpreted
+
 session.Session = Session
+session.Interpreted = Interpreted
 return session
