@@ -21,11 +21,11 @@ end
 
 -- LuaJIT callbacks ljssl makes, once per process: with the shim only those
 -- whose behaviour is a user's Lua function (ALPN function, PSK client and
--- server); without it also verify, certificate verify, ALPN list, SNI, OCSP,
--- password, ticket keys.
-local NEEDED = lib.shim and 3 or 9
+-- server, DH parameters); without it also verify, certificate verify, ALPN
+-- list, SNI, OCSP, password, ticket keys.
+local NEEDED = lib.shim and 4 or 10
 local LUA_KINDS = {                      -- the kinds that need a LuaJIT callback with the shim
-  ["luasec ALPN function"] = true, ["luasec PSK"] = true,
+  ["luasec ALPN function"] = true, ["luasec PSK"] = true, ["luasec dhparam (DHE-PSK)"] = true,
 }
 
 describe("LuaJIT callback slots", function()
@@ -49,7 +49,7 @@ describe("LuaJIT callback slots", function()
           name .. ": " .. result)
       end
     end
-    assert.equal(14, n, out)
+    assert.equal(15, n, out)
   end)
 
   it("uses a fixed handful of slots, once per process, for every callback kind", function()
