@@ -6,9 +6,9 @@
 ---@field mode "client"|"server"
 ---@field protocol "any"|"sslv23"|"tlsv1"|"tlsv1_1"|"tlsv1_2"|"tlsv1_3"
 ---@field key? string path to a PEM key
----@field password? string|fun():string
+---@field password? string|fun():string|false nil: OpenSSL prompts for an encrypted key (as LuaSec); false: refuse
 ---@field certificate? string path to a PEM chain
----@field certificates? {certificate:string, key:string, password?:string|fun():string}[]
+---@field certificates? {certificate:string, key:string, password?:string|fun():string|false}[]
 ---@field cafile? string
 ---@field capath? string
 ---@field ciphers? string
@@ -16,7 +16,7 @@
 ---@field verify? string|string[]
 ---@field options? string|string[]
 ---@field depth? integer
----@field dhparam? fun(is_export:boolean, keylength:integer):string?
+---@field dhparam? fun(is_export:boolean, keylength:integer):string? called in DHE handshakes: PEM DH parameters
 ---@field curve? string
 ---@field curveslist? string
 ---@field verifyext? string|string[]
