@@ -25,9 +25,13 @@ ssize_t read (int __fd, void *__buf, size_t __nbytes);
 ssize_t write (int __fd, const void *__buf, size_t __n);
 int socketpair (int __domain, int __type, int __protocol, int __fds[2]);
 int pipe (int __pipedes[2]);
-FILE *popen (const char *__command, const char *__modes);
-int pclose (FILE *__stream);
 int fileno (FILE *__stream);
+int ljssl_getaddrinfo_a (int __mode, struct ljssl_gaicb *__list[ ], int __ent, struct sigevent * __sig) __asm__("getaddrinfo_a");
+int ljssl_gai_error (struct ljssl_gaicb *__req) __asm__("gai_error");
+int ljssl_gai_cancel (struct ljssl_gaicb *__gaicbp) __asm__("gai_cancel");
+void ljssl_freeaddrinfo (struct ljssl_addrinfo *__ai) __asm__("freeaddrinfo");
+int getnameinfo (const struct sockaddr * __sa, socklen_t __salen, char * __host, socklen_t __hostlen, char * __serv, socklen_t __servlen, int __flags);
+const char *gai_strerror (int __ecode);
 ]]
 
 return {
@@ -38,10 +42,30 @@ return {
     AF_INET = 2,
     AF_INET6 = 10,
     AF_UNIX = 1,
+    AF_UNSPEC = 0,
+    AI_ADDRCONFIG = 32,
     CLOCK_MONOTONIC = 1,
     EACCES = 13,
     EADDRINUSE = 98,
     EAGAIN = 11,
+    EAI_ADDRFAMILY = -9,
+    EAI_AGAIN = -3,
+    EAI_ALLDONE = -103,
+    EAI_BADFLAGS = -1,
+    EAI_CANCELED = -101,
+    EAI_FAIL = -4,
+    EAI_FAMILY = -6,
+    EAI_IDN_ENCODE = -105,
+    EAI_INPROGRESS = -100,
+    EAI_INTR = -104,
+    EAI_MEMORY = -10,
+    EAI_NODATA = -5,
+    EAI_NONAME = -2,
+    EAI_NOTCANCELED = -102,
+    EAI_OVERFLOW = -12,
+    EAI_SERVICE = -8,
+    EAI_SOCKTYPE = -7,
+    EAI_SYSTEM = -11,
     EBADF = 9,
     ECONNABORTED = 103,
     ECONNREFUSED = 111,
@@ -55,6 +79,9 @@ return {
     EWOULDBLOCK = 11,
     F_GETFL = 3,
     F_SETFL = 4,
+    GAI_NOWAIT = 1,
+    NI_MAXHOST = 1025,
+    NI_NUMERICHOST = 1,
     O_NONBLOCK = 2048,
     POLLERR = 8,
     POLLHUP = 16,

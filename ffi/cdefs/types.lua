@@ -10,6 +10,7 @@ struct X509_VERIFY_PARAM_st;
 struct X509_crl_st;
 struct X509_name_entry_st;
 struct X509_name_st;
+struct ljssl_addrinfo;
 struct asn1_object_st;
 struct asn1_string_st;
 struct bignum_st;
@@ -24,6 +25,7 @@ struct evp_cipher_st;
 struct evp_mac_ctx_st;
 struct evp_md_st;
 struct evp_pkey_st;
+struct ljssl_gaicb;
 struct ocsp_basic_response_st;
 struct ocsp_cert_id_st;
 struct ocsp_response_st;
@@ -33,6 +35,7 @@ struct ossl_init_settings_st;
 struct ossl_param_bld_st;
 struct ossl_param_st;
 struct ljssl_pollfd;
+struct sockaddr;
 struct ssl_cipher_st;
 struct ssl_ctx_st;
 struct ssl_method_st;
@@ -45,6 +48,7 @@ struct tm;
 struct x509_st;
 struct x509_store_ctx_st;
 struct x509_store_st;
+struct sigevent;
 struct _IO_FILE;
 struct stack_st_OPENSSL_STRING;
 struct stack_st_X509_NAME;
@@ -124,8 +128,8 @@ typedef struct ocsp_cert_id_st OCSP_CERTID;
 typedef struct ocsp_basic_response_st OCSP_BASICRESP;
 typedef const char *(*ljssl_dh_pem_fn)(SSL *ssl, int is_export, int keylength, size_t *len);
 typedef void (*__sighandler_t) (int);
-typedef unsigned long int nfds_t;
 typedef __socklen_t socklen_t;
+typedef unsigned long int nfds_t;
 ]]
 
 -- C library structs whose layout is public (checked by size and offsets),
@@ -134,6 +138,8 @@ ffi.cdef [[
 struct ljssl_pollfd { int fd; short int events; short int revents; };
 struct ljssl_timespec { __time_t tv_sec; __syscall_slong_t tv_nsec; };
 struct ljssl_stat { __dev_t st_dev; __ino_t st_ino; __nlink_t st_nlink; __mode_t st_mode; __uid_t st_uid; __gid_t st_gid; int __pad0; __dev_t st_rdev; __off_t st_size; __blksize_t st_blksize; __blkcnt_t st_blocks; struct ljssl_timespec st_atim; struct ljssl_timespec st_mtim; struct ljssl_timespec st_ctim; __syscall_slong_t __glibc_reserved[3]; };
+struct ljssl_addrinfo { int ai_flags; int ai_family; int ai_socktype; int ai_protocol; socklen_t ai_addrlen; struct sockaddr *ai_addr; char *ai_canonname; struct ljssl_addrinfo *ai_next; };
+struct ljssl_gaicb { const char *ar_name; const char *ar_service; const struct ljssl_addrinfo *ar_request; struct ljssl_addrinfo *ar_result; int __return; int __glibc_reserved[5]; };
 ]]
 
 return true

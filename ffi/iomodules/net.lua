@@ -17,6 +17,7 @@ local session = require "ssl.engine.session"
 local names = require "ssl.engine.names"
 local policy = require "ssl.engine.policy"
 local loop = require "iomodules.loop"
+local resolver = require "iomodules.resolver"
 local strbuf = require "string.buffer"
 
 local C, crypto, K, libc = lib.ssl, lib.crypto, lib.K, lib.libc
@@ -318,8 +319,7 @@ local function shut(obj)
   local was = st.state
   drop_socket(st)
   if st.lookup then
-    loop.unwatch(st.lookup.fd)
-    libc.pclose(st.lookup.file)
+    st.lookup:cancel()
     st.lookup = nil
   end
   if st.tls then st.tls:free(); st.tls = nil end
@@ -444,43 +444,17 @@ function start_connect(obj, ip, retry)
   loop.watch(st.sock:getfd(), "write", function() finish_connect(obj) end)
 end
 
--- Host lookup without blocking the loop: `getent ahosts` in a child process,
--- its output read as the loop sees it arrive.
-local lookup_buf = ffi.new("char[4096]")
+-- Host lookup through iomodules.resolver (getaddrinfo_a, answers cached for
+-- a minute), never blocking the loop; then every address in turn, as Qt.
 local function lookup(obj, host)
   local st = S[obj]
-  if names.ip_literal(host) then
-    loop.defer(start_connect, obj, names.ip_literal(host))
-    return
-  end
-  if not host:match("^[%w%.%-_]+$") then
+  if not names.ip_literal(host) and not host:match("^[%w%.%-_]+$") then
     loop.defer(function() set_error(obj, ERRORS.HOST_NOT_FOUND_ERROR); shut(obj) end)
     return
   end
-  local file = libc.popen("getent ahosts " .. host .. " 2>/dev/null", "r")
-  if file == nil then
-    loop.defer(function() set_error(obj, ERRORS.HOST_NOT_FOUND_ERROR); shut(obj) end)
-    return
-  end
-  local fd = libc.fileno(file)
-  require("ssl.engine.fd").set_blocking(fd, false)
-  st.lookup = { file = file, fd = fd, text = "" }
-  loop.watch(fd, "read", function()
-    local n = tonumber(libc.read(fd, lookup_buf, 4096))
-    if n > 0 then
-      st.lookup.text = st.lookup.text .. ffi.string(lookup_buf, n)
-      return
-    end
-    if n < 0 and ffi.errno() == K.EAGAIN then return end
-    local text = st.lookup.text
-    loop.unwatch(fd)
-    libc.pclose(file)
+  st.lookup = resolver.lookup(host, function(addresses)
     st.lookup = nil
-    local addresses, seen = {}, {}
-    for ip in text:gmatch("(%S+)%s+STREAM") do
-      if not seen[ip] then seen[ip] = true; addresses[#addresses + 1] = ip end
-    end
-    if #addresses == 0 then
+    if not addresses then
       set_error(obj, ERRORS.HOST_NOT_FOUND_ERROR)
       return shut(obj)
     end

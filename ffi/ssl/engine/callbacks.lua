@@ -6,7 +6,7 @@
 -- handshake or a read.  Without it, the same behaviour comes from LuaJIT
 -- callbacks, each created once per process and dispatching on the SSL/SSL_CTX
 -- pointer.  Callbacks whose behaviour is a user's Lua function (PSK, ALPN
--- chosen by a function) are LuaJIT callbacks either way.
+-- chosen by a function, LuaSec's dhparam) are LuaJIT callbacks either way.
 --
 -- A LuaJIT callback fired from inside a JIT-compiled FFI call panics the VM
 -- ("bad callback").  The functions that call SSL_do_handshake, SSL_read,
