@@ -26,7 +26,7 @@ ssize_t write (int __fd, const void *__buf, size_t __n);
 int socketpair (int __domain, int __type, int __protocol, int __fds[2]);
 int pipe (int __pipedes[2]);
 int fileno (FILE *__stream);
-int ljssl_getaddrinfo_a (int __mode, struct ljssl_gaicb *__list[ ], int __ent, struct sigevent * __sig) __asm__("getaddrinfo_a");
+int ljssl_getaddrinfo_a (int __mode, struct ljssl_gaicb **__list, int __ent, struct sigevent * __sig) __asm__("getaddrinfo_a");
 int ljssl_gai_error (struct ljssl_gaicb *__req) __asm__("gai_error");
 int ljssl_gai_cancel (struct ljssl_gaicb *__gaicbp) __asm__("gai_cancel");
 void ljssl_freeaddrinfo (struct ljssl_addrinfo *__ai) __asm__("freeaddrinfo");
