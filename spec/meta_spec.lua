@@ -9,6 +9,7 @@ local INTERNAL = {
   ["context.check"] = true, ["core.check"] = true, ["core.setsocket"] = true,
   ["core.context_of"] = true, ["core.explain_verify_failure"] = true,
   ["x509.ptr"] = true, ["x509.wrap"] = true, ["config.check"] = true, ["config.error_of"] = true,
+  ["config.follow_ticket_keys"] = true,
 }
 
 local function annotated(qualifier, name)
