@@ -23,6 +23,7 @@ build = {
     ["iomodules"] = "ffi/iomodules/init.lua",
     ["iomodules.loop"] = "ffi/iomodules/loop.lua",
     ["iomodules.net"] = "ffi/iomodules/net.lua",
+    ["iomodules.resolver"] = "ffi/iomodules/resolver.lua",
     ["libtls.config"] = "ffi/libtls/config.lua",
     ["libtls.error"] = "ffi/libtls/error.lua",
     ["libtls"] = "ffi/libtls/init.lua",

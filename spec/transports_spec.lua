@@ -156,4 +156,21 @@ describe("transports", function()
     assert.same({}, failures)
     assert.equal(N, done)
   end)
+
+  it("never prompts for a pass phrase in ssl.ngx: an encrypted key needs its password", function()
+    local pki = helpers.pki()
+    -- the pass phrase waits on stdin: OpenSSL's prompt would read it and succeed
+    local script = ([[
+      local ngx_ssl = require "ssl.ngx"
+      local t = { send = function() end, receive = function() return nil, "closed" end }
+      print(select(2, ngx_ssl.wrap(t, { certificate = %q, key = %q, cafile = %q }, "localhost")))
+      print(select(2, ngx_ssl.wrap(t, { certificate = %q, key = %q, cafile = %q, password = "secret" }, "localhost")))
+    ]]):format(pki.server, pki.key_encrypted, pki.ca, pki.server, pki.key_encrypted, pki.ca)
+    local ok, out = helpers.sh(("echo secret | LUA_PATH='ffi/?.lua;ffi/?/init.lua;;' timeout 10 %s -e %q")
+      :format(helpers.luajit(), script))
+    assert.is_true(ok, out)
+    local first, second = out:match("^([^\n]*)\n([^\n]*)")
+    assert.equal("error loading private key (interrupted or cancelled)", first)
+    assert.equal("closed", second)          -- the key loaded; the transport then closed
+  end)
 end)

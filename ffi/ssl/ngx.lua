@@ -27,6 +27,9 @@ function M.wrap(cosocket, params, host)
     error("bad argument #2 to 'wrap' (hostname: string expected, got " .. type(params.hostname) .. ")", 2)
   end
   local p = client.params(params)
+  -- an nginx worker must never stop at a pass-phrase prompt: an encrypted
+  -- key without `password` is refused, as with password = false
+  if p.password == nil then p.password = false end
   local ctx, err = client.context(p)
   if not ctx then return nil, err end
   return client.handshake(cosocket, ctx, p.hostname or host)
