@@ -176,6 +176,50 @@ local function build(cfg, server, kp)
   return e
 end
 
+-- A client's engine context, kept per config while the config is unchanged.
+-- libtls builds an SSL_CTX from the config at every connect; building one
+-- (SSL_CTX_new, the cipher list, keys, CRL) cost about 1.2M instructions of a
+-- resumed handshake's 5.6M.  A client engine is never changed after build (its
+-- sessions are SSL objects of their own; OCSP only reads its store), so one
+-- built from equal inputs can serve every connect: the inputs are compared
+-- at each connect, which keeps libtls's "the config as it is at connect time".
+-- The system store is an input when it is used (verify without a CA of the
+-- config's own): ssl.set_system_ca or SSL_CERT_FILE/SSL_CERT_DIR may change it.
+local trust = require "ssl.engine.trust"
+
+local function system_store(cfg)
+  if not cfg.verify_cert or cfg.ca_mem or cfg.ca_path then return false end
+  return tostring((trust.get())) .. "\0" .. tostring(os.getenv("SSL_CERT_DIR"))
+end
+
+-- Every config field build(cfg, false) reads, and the system store.
+local CLIENT_INPUTS = { "protocols", "ciphers", "ecdhecurves", "verify_time", "alpn",
+                        "verify_cert", "ca_mem", "ca_path", "crl_mem", "verify_depth" }
+
+local function client_inputs_equal(c, cfg)
+  for i = 1, #CLIENT_INPUTS do
+    local k = CLIENT_INPUTS[i]
+    if c[k] ~= cfg[k] then return false end
+  end
+  local kp = cfg.keypairs[1]
+  -- a keypair table is changed in place by set_cert/set_key: compare its fields
+  if c.kp ~= kp or (kp and (c.cert ~= kp.cert or c.key ~= kp.key)) then return false end
+  return c.tickets == (cfg.session_fd ~= -1) and c.system == system_store(cfg)
+end
+
+local function client_engine(cfg)
+  local c = cfg.client_engine
+  if c and client_inputs_equal(c, cfg) then return c.engine end
+  cfg.client_engine = nil
+  local e, err = build(cfg, false)
+  if not e then return nil, err end
+  c = { engine = e, kp = cfg.keypairs[1], tickets = cfg.session_fd ~= -1, system = system_store(cfg) }
+  for i = 1, #CLIENT_INPUTS do c[CLIENT_INPUTS[i]] = cfg[CLIENT_INPUTS[i]] end
+  if c.kp then c.cert, c.key = c.kp.cert, c.kp.key end
+  cfg.client_engine = c
+  return e
+end
+
 -- Contexts -------------------------------------------------------------------------------
 
 local function new_context(kind, cfg_obj)
@@ -210,43 +254,86 @@ end
 
 local stat = ffi.new("struct ljssl_stat[1]")
 
+-- The session file's last contents and their SSL_SESSION, kept per config
+-- (cst.session_cache = { pem = string, sess = SSL_SESSION * }).  Decoding
+-- the PEM (mostly the peer certificate's key) cost 1.6M instructions per
+-- resumed handshake; the file is still read at every connect (another process
+-- or the system libtls may have written it), and the bytes are compared: equal
+-- bytes decode to the same session, so only changed contents are decoded.
+-- After a save the cache holds the live session whose PEM was written (what a
+-- decode of those bytes would give back), so resuming needs no decode at all.
+-- The file read buffer is shared and grown as needed.
+local file_buf, file_buf_size = nil, 0
+
+-- Replaces the cache (pem and sess, or nothing); the old session's reference
+-- is dropped at once rather than at a collection (a session holds the peer's
+-- certificate, memory the Lua collector does not see).
+local function set_session_cache(cst, pem, sess)
+  local old = cst.session_cache
+  cst.session_cache = pem and { pem = pem, sess = sess } or nil
+  if old and old.sess ~= sess then C.SSL_SESSION_free(ffi.gc(old.sess, nil)) end
+end
+
 -- Reads the client's saved session (PEM) from its session fd, if any.
 local function load_session(st, cst)
   local fd = cst.session_fd
   if fd == -1 then return end
   if libc.ljssl_fstat(fd, stat) ~= 0 or stat[0].st_size == 0 then return end
   local size = tonumber(stat[0].st_size)
-  local buf = ffi.new("char[?]", size)
-  if libc.pread(fd, buf, size, 0) ~= size then return end
-  local bio = crypto.BIO_new_mem_buf(buf, size)
+  if size > file_buf_size then
+    file_buf, file_buf_size = ffi.new("char[?]", size), size
+  end
+  if libc.pread(fd, file_buf, size, 0) ~= size then return end
+  local pem = ffi_string(file_buf, size)
+  local cached = cst.session_cache
+  lib.clear_errors()
+  if cached and cached.pem == pem then
+    C.SSL_set_session(st.s.ptr, cached.sess)
+    lib.clear_errors()
+    return
+  end
+  local bio = crypto.BIO_new_mem_buf(file_buf, size)
+  if bio == nil then lib.clear_errors(); return end
   local sess = C.PEM_read_bio_SSL_SESSION(bio, nil, nil, nil)
   crypto.BIO_free(bio)
   if sess ~= nil then
-    C.SSL_set_session(st.s.ptr, sess)
-    C.SSL_SESSION_free(sess)
+    sess = ffi.gc(sess, C.SSL_SESSION_free)      -- the cache's reference
+    set_session_cache(cst, pem, sess)
+    C.SSL_set_session(st.s.ptr, sess)            -- takes a reference of its own
+  else
+    set_session_cache(cst, nil)
   end
   lib.clear_errors()
 end
 
+local mem_data = ffi.new("char *[1]")
+
 -- Writes the client's session to its session fd once it can be resumed (in TLS
 -- 1.3 that is after the server's ticket, which arrives after the handshake).
+-- The bytes written and the session become the cache, so that the next
+-- connect of this config needs no decode while the file keeps them.
 local function save_session(st)
   local cst = config.state[st.cfg]
   if st.kind ~= "client" or cst.session_fd == -1 or st.session_saved then return end
+  lib.clear_errors()
   local sess = C.SSL_get1_session(st.s.ptr)
   if sess == nil then return end
+  sess = ffi.gc(sess, C.SSL_SESSION_free)         -- our reference; the cache may keep it
   if C.SSL_SESSION_is_resumable(sess) == 1 then
     local bio = crypto.BIO_new(crypto.BIO_s_mem())
-    if C.PEM_write_bio_SSL_SESSION(bio, sess) == 1 then
-      local pp = ffi.new("char *[1]")
-      local n = tonumber(lib.BIO_get_mem_data(bio, pp))
-      if libc.ftruncate(cst.session_fd, 0) == 0 and libc.pwrite(cst.session_fd, pp[0], n, 0) == n then
+    if bio ~= nil and C.PEM_write_bio_SSL_SESSION(bio, sess) == 1 then
+      local n = tonumber(lib.BIO_get_mem_data(bio, mem_data))
+      if libc.ftruncate(cst.session_fd, 0) == 0 and libc.pwrite(cst.session_fd, mem_data[0], n, 0) == n then
         st.session_saved = true
+        set_session_cache(cst, ffi_string(mem_data[0], n), sess)
+        sess = nil                   -- the cache's reference now
+      else
+        set_session_cache(cst, nil)  -- the file's contents are unknown now
       end
     end
-    crypto.BIO_free(bio)
+    if bio ~= nil then crypto.BIO_free(bio) end
   end
-  C.SSL_SESSION_free(sess)
+  if sess then C.SSL_SESSION_free(ffi.gc(sess, nil)) end
   lib.clear_errors()
 end
 
@@ -262,7 +349,7 @@ function methods.connect_fds(ctx, fdr, fdw, servername)
   if cst.verify_name and not servername then
     return false, fail(st, "connect_fds", "server name not specified")
   end
-  local e, err = build(cst, false)
+  local e, err = client_engine(cst)
   if not e then return false, fail(st, "connect_fds", err) end
   local s = session.new(e, false)
   if not s then return false, fail(st, "connect_fds", "ssl connection failure") end
