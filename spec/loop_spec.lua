@@ -34,6 +34,19 @@ describe("iomodules.loop", function()
     assert.is_false(loop.cancel(ids[1]))      -- already fired
   end)
 
+  it("does not keep cancelled timers: long timeouts set and cancelled by the thousand", function()
+    local function churn(n)
+      for _ = 1, n do loop.cancel(loop.after(60, function() end)) end
+      collectgarbage("collect"); collectgarbage("collect")
+      return collectgarbage("count")
+    end
+    churn(1000)
+    local before = churn(1000)
+    local after = churn(20000)
+    -- kept, 20 000 of them would hold a few MiB
+    assert.is_true(after - before < 100, ("Lua heap grew %.0f KiB"):format(after - before))
+  end)
+
   it("runs a timer set from inside a timer, and one set for now before the poll waits", function()
     local order = {}
     loop.after(0, function()

@@ -28,6 +28,7 @@ local ready_ev = ffi.new("short[?]", pfds_size)
 -- drops it when it reaches the top.
 local heap, live = {}, {}    -- live: id -> timer, for cancel()
 local live_count = 0
+local dead_count = 0        -- cancelled timers still in the heap
 local deferred = {}         -- functions for the next tick
 local next_id, running = 0, false
 
@@ -131,8 +132,19 @@ end
 
 -- The next live timer (cancelled ones leave the heap here), or nil.
 local function next_timer()
-  while heap[1] and heap[1].dead do heap_pop() end
+  while heap[1] and heap[1].dead do heap_pop(); dead_count = dead_count - 1 end
   return heap[1]
+end
+
+-- Cancelled timers wait in the heap for their deadline; when they are most
+-- of it, the heap is rebuilt from the live ones, so many long timers set and
+-- cancelled (handshake timeouts) do not pile up.
+local function compact()
+  local old = heap
+  heap, dead_count = {}, 0
+  for _, t in ipairs(old) do
+    if not t.dead then heap_push(t) end
+  end
 end
 
 -- Calls fn() once, `seconds` from now; returns an id for cancel().
@@ -152,6 +164,8 @@ function loop.cancel(id)
   if not t then return false end
   t.dead, live[id] = true, nil
   live_count = live_count - 1
+  dead_count = dead_count + 1
+  if dead_count > 64 and dead_count > #heap / 2 then compact() end
   return true
 end
 
