@@ -123,7 +123,7 @@ local conn = assert(ssl.wrap(tcp, { mode = "client", protocol = "any", verify = 
   cafile = cafile, depth = depth, verifyext = verifyext }))
 conn:sni("localhost")
 conn:settimeout(5)
-local out = { "implementation " .. (package.loaded["ssl.lib"] and "ljssl" or "LuaSec") }
+local out = { "implementation " .. (package.loaded["ljssl.lib"] and "ljssl" or "LuaSec") }
 local ok, err = conn:dohandshake()
 out[2] = "handshake " .. tostring(ok) .. " " .. tostring(err)
 local v, why = conn:getpeerverification()

@@ -324,7 +324,7 @@ case("loop.watch", function()
   local fd = own_fd()
   return loop.watch, { fd, "read", function() end }, {
     skip = not_fd_or_port,
-    cleanup = function() loop.unwatch(fd) end, finally = function() require("ssl.lib").libc.close(fd) end }
+    cleanup = function() loop.unwatch(fd) end, finally = function() require("ljssl.lib").libc.close(fd) end }
 end)
 case("loop.unwatch", function() return loop.unwatch, { -1 } end)
 case("loop.call", function() return loop.call, { function() end } end)
@@ -815,7 +815,7 @@ describe("bad input, libtls face", function()
     c:close(); s:close()
     local f = io.open(write("session", ""), "rb")
     assert.equal("session file has incorrect permissions (644 != 600)", err_of(cfg:set_session_fd(
-      (function() helpers.sh("chmod 644 " .. scratch .. "/session"); return require("ssl.lib").libc.fileno(f) end)())))
+      (function() helpers.sh("chmod 644 " .. scratch .. "/session"); return require("ljssl.lib").libc.fileno(f) end)())))
     f:close()
     assert.same({ -1 }, { (config.parse_protocols("tlsv1.2,bogus")) })
     for _, v in ipairs({ math.huge, -math.huge, 0 / 0, 1.5 }) do
@@ -842,10 +842,10 @@ describe("bad input, libtls face", function()
     assert.has_error(function() cli:sendfile(2 ^ 40, 10) end, "bad argument #2 to '?' (fd out of range)")
     -- a connected pair, closed, then used
     local sv = ffi.new("int[2]")
-    local lib = require "ssl.lib"
+    local lib = require "ljssl.lib"
     assert(lib.libc.socketpair(lib.K.AF_UNIX, lib.K.SOCK_STREAM, 0, sv) == 0)
-    require("ssl.engine.fd").set_blocking(sv[0], false)
-    require("ssl.engine.fd").set_blocking(sv[1], false)
+    require("ljssl.engine.fd").set_blocking(sv[0], false)
+    require("ljssl.engine.fd").set_blocking(sv[1], false)
     local ccfg = config.new()
     assert(ccfg:set_ca_file(pki.ca))
     cli = tls.client(ccfg)

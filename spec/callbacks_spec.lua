@@ -3,7 +3,7 @@
 -- (slots cannot be given back to LuaJIT, and a "bad callback" panic kills the
 -- process), under this run's configuration: with the shim, or LJSSL_SHIM=off.
 local helpers = require "helpers"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 
 local pki
 

@@ -764,7 +764,7 @@ describe("a hostile peer", function()
     local CHILD = [=[
 local face, port, cafile, control = arg[1], tonumber(arg[2]), arg[3], arg[4] == "control"
 local ffi = require "ffi"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 local function sleep(s) lib.libc.ljssl_poll(nil, 0, s * 1000) end
 local write
 if face == "luasec" then
@@ -833,7 +833,7 @@ print("luasocket loaded: " .. tostring(package.loaded.socket ~= nil))
     -- libtls reports the error queue's first line when there is one, else
     -- strerror(errno); OpenSSL 3.0's socket BIO queues nothing for EPIPE,
     -- later releases queue a system error
-    local epipe = require("ssl.lib").version_minor == 0 and "Broken pipe"
+    local epipe = require("ljssl.lib").version_minor == 0 and "Broken pipe"
       or "error:80000020:system library::Broken pipe"
     for _, case in ipairs({
       -- the first write after the peer closed is accepted (the peer's kernel

@@ -22,7 +22,7 @@ helpers.sh = sh
 -- the wording moves between releases ("sslv3 alert handshake failure" in 3.0,
 -- "ssl/tls alert handshake failure" from 3.2), so specs ask the library.
 function helpers.alert_text(code)
-  local lib = require "ssl.lib"
+  local lib = require "ljssl.lib"
   local K = lib.K
   lib.ssl.OPENSSL_init_ssl(K.OPENSSL_INIT_LOAD_SSL_STRINGS, nil)   -- libssl's texts
   local packed = bit.bor(bit.lshift(bit.band(K.ERR_LIB_SSL, K.ERR_LIB_MASK), K.ERR_LIB_OFFSET),

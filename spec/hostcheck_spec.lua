@@ -1,5 +1,5 @@
 -- The host check on every face and transport, through the engine's one
--- client policy (ssl.engine.policy): a certificate for another name is
+-- client policy (ljssl.engine.policy): a certificate for another name is
 -- refused for every LuaSec verify form with "peer" in it ("peer", {"peer"},
 -- {"client_once", "peer"}, {"peer", "fail_if_no_peer_cert"}) and for the
 -- default-verifying libtls and net configurations, and the right name is
@@ -16,9 +16,9 @@ local ltn12 = require "ltn12"
 local helpers = require "helpers"
 local ssl = require "ssl"
 local https = require "ssl.https"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 local context = require "ssl.context"
-local policy = require "ssl.engine.policy"
+local policy = require "ljssl.engine.policy"
 local tls = require "libtls"
 local config = require "libtls.config"
 local iomodules = require "iomodules"

@@ -21,7 +21,7 @@ describe("installation", function()
     local lua_dir, lib_dir = prefix .. "/share/lua/5.1", prefix .. "/lib/lua/5.1"
     ok, out = run_from(lua_dir, lib_dir, [[
       local ssl = require "ssl"
-      print(require("ssl.lib").shim_info)
+      print(require("ljssl.lib").shim_info)
       print(ssl._VERSION)
       print(package.searchpath("ssl", package.path))
       require "libtls"; require "iomodules"
@@ -52,13 +52,13 @@ describe("installation", function()
     local ok, out = helpers.sh(("make -s install PREFIX=%s BYTECODE=1 LUAJIT=%s"):format(prefix, helpers.luajit()))
     assert.is_true(ok, out)
     local lua_dir, lib_dir = prefix .. "/share/lua/5.1", prefix .. "/lib/lua/5.1"
-    for _, module in ipairs({ "ssl/init.lua", "ssl/engine/session.lua", "cdefs/ssl.lua", "libtls/init.lua" }) do
+    for _, module in ipairs({ "ssl/init.lua", "ljssl/engine/session.lua", "cdefs/ssl.lua", "libtls/init.lua" }) do
       assert.equal("\27LJ", helpers.readfile(lua_dir .. "/" .. module):sub(1, 3), module)
     end
     ok, out = run_from(lua_dir, lib_dir, [[
       local ssl = require "ssl"
       local ctx = assert(ssl.newcontext({ mode = "client", protocol = "any" }))
-      print(type(ctx), require("ssl.lib").shim_info)
+      print(type(ctx), require("ljssl.lib").shim_info)
       local where = debug.getinfo(ssl.newcontext, "S")
       print(("defined at %s:%d"):format(where.short_src, where.linedefined))
       require "libtls"; require "iomodules"
@@ -99,7 +99,7 @@ describe("installation", function()
     end
     ok, out = run_from(tree, nil, [[
       local ssl = require "ssl"
-      assert(not require("ssl.lib").shim)          -- no shim in a rockspec install
+      assert(not require("ljssl.lib").shim)          -- no shim in a rockspec install
       local ctx = assert(ssl.newcontext({ mode = "client", protocol = "any" }))
       require "libtls"; require "iomodules"; require "ssl.https"
       print("rock ok")

@@ -1,14 +1,14 @@
 -- Callback safety per connection: a session whose contexts have no LuaJIT
 -- callback runs the compiled copy of the I/O functions, the others the copy
 -- kept in the interpreter, and nothing is flushed when a Lua callback appears
--- (ssl.engine.callbacks, ssl.engine.session).  The trace checks run in a child
+-- (ljssl.engine.callbacks, ljssl.engine.session).  The trace checks run in a child
 -- process (spec/fixtures/jit_traces.lua) under this run's configuration: with
 -- the shim, or LJSSL_SHIM=off.
 local helpers = require "helpers"
-local lib = require "ssl.lib"
-local engine = require "ssl.engine.context"
-local session = require "ssl.engine.session"
-local cb = require "ssl.engine.callbacks"
+local lib = require "ljssl.lib"
+local engine = require "ljssl.engine.context"
+local session = require "ljssl.engine.session"
+local cb = require "ljssl.engine.callbacks"
 local K = lib.K
 
 local pki, dh

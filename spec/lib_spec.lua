@@ -1,7 +1,7 @@
--- ssl.lib: loading, version, the error helper, macro helpers, the shim, SIGPIPE.
+-- ljssl.lib: loading, version, the error helper, macro helpers, the shim, SIGPIPE.
 local ffi = require "ffi"
 local helpers = require "helpers"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 local C, crypto, K = lib.ssl, lib.crypto, lib.K
 
 local function new_ctx()
@@ -19,7 +19,7 @@ local function child(code, env)
   return ok, out, status
 end
 
-describe("ssl.lib", function()
+describe("ljssl.lib", function()
   it("loads OpenSSL 3 and reads its version at run time", function()
     assert.is_true(lib.version_number >= 0x30000000)
     assert.equal(3, lib.version_major)
@@ -27,7 +27,7 @@ describe("ssl.lib", function()
   end)
 
   it("names the library it could not load", function()
-    local ok, out = child('require "ssl.lib"', "LJSSL_LIBSSL=/nonexistent/libssl.so")
+    local ok, out = child('require "ljssl.lib"', "LJSSL_LIBSSL=/nonexistent/libssl.so")
     assert.is_false(ok)
     assert.truthy(out:find("ljssl: cannot load LJSSL_LIBSSL=/nonexistent/libssl.so", 1, true), out)
   end)
@@ -44,7 +44,7 @@ describe("ssl.lib", function()
   end)
 
   it("explains a shim path that does not exist", function()
-    local ok, out = child('local lib = require "ssl.lib"; print(lib.shim, lib.shim_info)',
+    local ok, out = child('local lib = require "ljssl.lib"; print(lib.shim, lib.shim_info)',
                           "LJSSL_SHIM=/nonexistent/shim.so")
     assert.is_true(ok, out)
     assert.truthy(out:find("nil\t/nonexistent/shim.so does not exist", 1, true), out)
@@ -170,7 +170,7 @@ describe("ssl.lib", function()
       print("survived")
     ]]
 
-    -- This process ignores SIGPIPE (it loaded ssl.lib) and children inherit
+    -- This process ignores SIGPIPE (it loaded ljssl.lib) and children inherit
     -- that, so each child starts with the default action restored.
     local default = "env --default-signal=PIPE"
 
@@ -180,15 +180,15 @@ describe("ssl.lib", function()
       assert.falsy(out:find("survived", 1, true))
     end)
 
-    it("cannot kill a process that loaded ssl.lib", function()
-      local ok, out = child(writer:format('require "ssl.lib"'), default)
+    it("cannot kill a process that loaded ljssl.lib", function()
+      local ok, out = child(writer:format('require "ljssl.lib"'), default)
       assert.is_true(ok, out)
       assert.truthy(out:find("survived", 1, true))
     end)
   end)
 
   it("looks functions newer than the 3.0 baseline up lazily, by the loaded version", function()
-    local lib = require "ssl.lib"
+    local lib = require "ljssl.lib"
     local fn, err = lib.optional("SSL_get0_group_name")
     if lib.version_number >= 0x30200000 then
       assert.equal("cdata", type(fn), err)
@@ -200,7 +200,7 @@ describe("ssl.lib", function()
   end)
 
   it("looks the few deprecated functions (`deprecated`) up lazily too", function()
-    local lib = require "ssl.lib"
+    local lib = require "ljssl.lib"
     -- Debian's OpenSSL keeps its deprecated APIs; a no-deprecated build would
     -- answer nil, "needs an OpenSSL built with its deprecated APIs"
     assert.equal("cdata", type(lib.optional("SSL_CTX_set_tmp_dh_callback")))

@@ -247,7 +247,7 @@ describe("libtls face", function()
   end)
 
   it("works over a socketpair and over two pipes (connect_fds/accept_fds)", function()
-    local lib = require "ssl.lib"
+    local lib = require "ljssl.lib"
     local K = lib.K
     local sv = ffi.new("int[2]")
     assert(lib.libc.socketpair(K.AF_UNIX, K.SOCK_STREAM, 0, sv) == 0)
@@ -255,8 +255,8 @@ describe("libtls face", function()
     local cli = tls.client(client_cfg())
     assert(cli:connect_socket(sv[0], "localhost"))
     local conn = assert(srv:accept_socket(sv[1]))
-    require("ssl.engine.fd").set_blocking(sv[0], false)
-    require("ssl.engine.fd").set_blocking(sv[1], false)
+    require("ljssl.engine.fd").set_blocking(sv[0], false)
+    require("ljssl.engine.fd").set_blocking(sv[1], false)
     local a, b = false, false
     for _ = 1, 100 do
       if not a then a = cli:handshake() end
@@ -273,7 +273,7 @@ describe("libtls face", function()
     local c2s, s2c = ffi.new("int[2]"), ffi.new("int[2]")
     assert(lib.libc.pipe(c2s) == 0 and lib.libc.pipe(s2c) == 0)
     for _, fd in ipairs({ c2s[0], c2s[1], s2c[0], s2c[1] }) do
-      require("ssl.engine.fd").set_blocking(fd, false)
+      require("ljssl.engine.fd").set_blocking(fd, false)
     end
     cli = tls.client(client_cfg())
     assert(cli:connect_fds(s2c[0], c2s[1], "localhost"))

@@ -11,7 +11,7 @@
 local socket = require "socket"
 local ffi = require "ffi"
 local helpers = require "helpers"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 local tls = require "libtls"
 local config = require "libtls.config"
 local oracle = require "oracle.libtls"
@@ -356,7 +356,7 @@ describe("libtls ticket keys in one process", function()
   end)
 
   it("raises on malformed engine ticket keys (a programmer's mistake)", function()
-    local engine = require "ssl.engine.context"
+    local engine = require "ljssl.engine.context"
     local e = assert(engine.new("server"))
     local good = { name = ("n"):rep(16), aes = ("a"):rep(32), hmac = ("h"):rep(16), added = os.time() }
     assert(e:set_ticket_keys({ good }, 300))

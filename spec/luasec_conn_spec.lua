@@ -323,7 +323,7 @@ describe("LuaSec connections", function()
     -- OpenSSL's own words, never a timeout.  3.0 sends a TLS 1.0 ClientHello
     -- the server cannot sign for; later releases refuse to offer TLS 1.0 at
     -- the default security level before anything is sent
-    if require("ssl.lib").version_minor == 0 then
+    if require("ljssl.lib").version_minor == 0 then
       assert.equal("tlsv1 alert internal error", ea)
       assert.equal("no suitable signature algorithm", eb)
     else
@@ -500,7 +500,7 @@ describe("LuaSec connections", function()
     local cc, sc = connected_pair()
     local raw = ssl.rawconnection(cc)
     assert.is_true(ffi.istype("SSL *", raw))
-    local lib = require "ssl.lib"
+    local lib = require "ljssl.lib"
     assert.equal("TLSv1.3", ffi.string(lib.ssl.SSL_get_version(raw)))
     cc:close(); sc:close()
   end)
@@ -519,7 +519,7 @@ describe("LuaSec connections", function()
   end)
 
   describe("a peer that vanishes without close_notify", function()
-    local fdlib = require "ssl.engine.fd"
+    local fdlib = require "ljssl.engine.fd"
 
     it("ends a read with closed, at once and every time after", function()
       local cc, sc = connected_pair()

@@ -1,8 +1,8 @@
--- End to end with nothing but the generated declarations and ssl.lib: a TLS 1.3
+-- End to end with nothing but the generated declarations and ljssl.lib: a TLS 1.3
 -- handshake and an exchange between a client and a server SSL over a BIO pair.
 local ffi = require "ffi"
 local helpers = require "helpers"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 local C, crypto, K = lib.ssl, lib.crypto, lib.K
 
 local function context(method, pki, server)

@@ -54,7 +54,7 @@ http {
       content_by_lua_block {
         -- which OpenSSL ljssl runs on inside the worker, and how many are mapped
         local ffi = require "ffi"
-        local lib = require "ssl.lib"
+        local lib = require "ljssl.lib"
         local maps, seen = {}, {}
         for line in io.lines("/proc/self/maps") do
           local path = line:match("(/%%S*libssl%%.so[%%.%%d]*)$") or line:match("(/%%S*libcrypto%%.so[%%.%%d]*)$")

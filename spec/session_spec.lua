@@ -2,10 +2,10 @@
 -- the net face and cosockets use), status codes, and JIT safety of callbacks.
 local ffi = require "ffi"
 local helpers = require "helpers"
-local lib = require "ssl.lib"
-local engine = require "ssl.engine.context"
-local session = require "ssl.engine.session"
-local cb = require "ssl.engine.callbacks"
+local lib = require "ljssl.lib"
+local engine = require "ljssl.engine.context"
+local session = require "ljssl.engine.session"
+local cb = require "ljssl.engine.callbacks"
 local K = lib.K
 
 local pki
@@ -227,8 +227,8 @@ describe("engine sessions over memory BIOs", function()
       if not lib.shim then return pending("runs with the shim") end
       local code = [[
         package.path = "ffi/?.lua;ffi/?/init.lua;spec/?.lua;" .. package.path
-        local cb = require "ssl.engine.callbacks"
-        local engine = require "ssl.engine.context"
+        local cb = require "ljssl.engine.callbacks"
+        local engine = require "ljssl.engine.context"
         local ctx = assert(engine.new("server"))
         ctx:set_alpn_select("\2h2")
         ctx:set_verify_ext(cb.VERIFY_CONTINUE, 0)

@@ -30,7 +30,7 @@ BIO *BIO_new_socket(int sock, int close_flag);
 
 return {
   lib = "crypto",
-  -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
+  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib.lua
   macros = { "BIO_get_mem_data", "BIO_pending", "BIO_wpending", "BIO_should_retry", "BIO_set_mem_eof_return" },
   const = {
     BIO_CLOSE = 1,

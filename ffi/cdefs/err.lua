@@ -31,7 +31,7 @@ int RAND_bytes(unsigned char *buf, int num);
 
 return {
   lib = "crypto",
-  -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
+  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib.lua
   macros = { "ERR_GET_LIB", "ERR_GET_REASON", "ERR_SYSTEM_ERROR", "OPENSSL_free" },
   const = {
     CRYPTO_EX_INDEX_APP = 13,

@@ -36,7 +36,7 @@ const char *gai_strerror (int __ecode);
 
 return {
   lib = "c",
-  -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
+  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib.lua
   macros = {},
   const = {
     AF_INET = 2,

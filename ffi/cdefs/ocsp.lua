@@ -27,7 +27,7 @@ int X509_STORE_CTX_get1_issuer(X509 **issuer, X509_STORE_CTX *ctx, X509 *x);
 
 return {
   lib = "crypto",
-  -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
+  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib.lua
   macros = {},
   const = {
     OCSP_RESPONSE_STATUS_INTERNALERROR = 2,

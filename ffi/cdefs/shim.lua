@@ -28,7 +28,7 @@ int ljssl_ticket_key_cb(SSL *ssl, unsigned char *key_name, unsigned char *iv, EV
 
 return {
   lib = "shim",
-  -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
+  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib.lua
   macros = {},
   const = {
     LJSSL_MAX_TICKET_KEYS = 4,

@@ -167,7 +167,7 @@ return {
   },
   -- functions OpenSSL 3 deprecates, declared for a face that needs them
   deprecated = { "SSL_CTX_set_tmp_dh_callback" },
-  -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
+  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib.lua
   macros = { "SSL_CTX_set_mode", "SSL_CTX_clear_mode", "SSL_CTX_get_mode", "SSL_CTX_set_min_proto_version", "SSL_CTX_set_max_proto_version", "SSL_CTX_get_min_proto_version", "SSL_CTX_get_max_proto_version", "SSL_CTX_set_session_cache_mode", "SSL_CTX_set1_groups_list", "SSL_CTX_set_dh_auto", "SSL_CTX_set_tlsext_servername_callback", "SSL_CTX_set_tlsext_servername_arg", "SSL_CTX_add_extra_chain_cert", "SSL_CTX_get0_chain_certs", "SSL_CTX_get_extra_chain_certs", "SSL_CTX_get_ex_new_index", "SSL_set_mode", "SSL_clear_mode", "SSL_get_mode", "SSL_get0_chain_certs", "SSL_set_tlsext_host_name", "SSL_get_ex_new_index", "SSL_CTX_set_tlsext_ticket_keys", "SSL_CTX_add0_chain_cert", "SSL_CTX_clear_chain_certs", "SSL_set_tlsext_status_type", "SSL_get_tlsext_status_ocsp_resp", "SSL_set_tlsext_status_ocsp_resp", "SSL_CTX_set_tlsext_status_cb" },
   const = {
     DANE_FLAG_NO_DANE_EE_NAMECHECKS = 1,

@@ -146,7 +146,7 @@ return {
   lib = "crypto",
   -- functions OpenSSL 3 deprecates, declared for a face that needs them
   deprecated = { "PEM_read_bio_DHparams", "DH_free" },
-  -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
+  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib.lua
   macros = { "sk_X509_num", "sk_X509_value", "sk_GENERAL_NAME_num", "sk_GENERAL_NAME_value" },
   const = {
     EVP_MAX_IV_LENGTH = 16,

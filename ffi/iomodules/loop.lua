@@ -5,8 +5,8 @@
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
-local fdlib = require "ssl.engine.fd"
+local lib = require "ljssl.lib"
+local fdlib = require "ljssl.engine.fd"
 
 local libc, K = lib.libc, lib.K
 

@@ -11,11 +11,11 @@
 local ffi = require "ffi"
 local bit = require "bit"
 local socket = require "socket"
-local lib = require "ssl.lib"
-local engine = require "ssl.engine.context"
-local session = require "ssl.engine.session"
-local names = require "ssl.engine.names"
-local policy = require "ssl.engine.policy"
+local lib = require "ljssl.lib"
+local engine = require "ljssl.engine.context"
+local session = require "ljssl.engine.session"
+local names = require "ljssl.engine.names"
+local policy = require "ljssl.engine.policy"
 local loop = require "iomodules.loop"
 local resolver = require "iomodules.resolver"
 local strbuf = require "string.buffer"
@@ -703,7 +703,7 @@ function build_context(cfg, role, verify_mode)
   elseif verify_mode == VERIFY.QUERY_PEER then
     -- ask for a certificate, accept whatever comes (the result stays readable)
     e:set_verify(K.SSL_VERIFY_PEER)
-    e:set_verify_ext(require("ssl.engine.callbacks").VERIFY_CONTINUE, 0)
+    e:set_verify_ext(require("ljssl.engine.callbacks").VERIFY_CONTINUE, 0)
   end
   return e
 end

@@ -12,8 +12,8 @@
 -- The function always runs on a later loop tick, never inside lookup().
 
 local ffi = require "ffi"
-local lib = require "ssl.lib"
-local names = require "ssl.engine.names"
+local lib = require "ljssl.lib"
+local names = require "ljssl.engine.names"
 local loop = require "iomodules.loop"
 
 local libc, K = lib.libc, lib.K
@@ -21,7 +21,7 @@ local libc, K = lib.libc, lib.K
 local resolver = { TTL = 60 }
 
 local cache = {}      -- host -> { addresses = {...}, expires = seconds }
-local now = require("ssl.engine.fd").now
+local now = require("ljssl.engine.fd").now
 
 local hostbuf = ffi.new("char[?]", K.NI_MAXHOST)
 local gaicb_list = ffi.typeof("struct ljssl_gaicb *[1]")

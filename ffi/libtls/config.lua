@@ -6,9 +6,9 @@
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
-local engine = require "ssl.engine.context"
-local object = require "ssl.engine.object"
+local lib = require "ljssl.lib"
+local engine = require "ljssl.engine.context"
+local object = require "ljssl.engine.object"
 local E = require "libtls.error"
 
 local crypto, K, libc = lib.crypto, lib.K, lib.libc

@@ -10,14 +10,14 @@
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
-local engine = require "ssl.engine.context"
-local session = require "ssl.engine.session"
-local names = require "ssl.engine.names"
-local policy = require "ssl.engine.policy"
-local cb = require "ssl.engine.callbacks"
-local fdlib = require "ssl.engine.fd"
-local object = require "ssl.engine.object"
+local lib = require "ljssl.lib"
+local engine = require "ljssl.engine.context"
+local session = require "ljssl.engine.session"
+local names = require "ljssl.engine.names"
+local policy = require "ljssl.engine.policy"
+local cb = require "ljssl.engine.callbacks"
+local fdlib = require "ljssl.engine.fd"
+local object = require "ljssl.engine.object"
 local config = require "libtls.config"
 local ocsp = require "libtls.ocsp"
 local E = require "libtls.error"
@@ -185,7 +185,7 @@ end
 -- at each connect, which keeps libtls's "the config as it is at connect time".
 -- The system store is an input when it is used (verify without a CA of the
 -- config's own): ssl.set_system_ca or SSL_CERT_FILE/SSL_CERT_DIR may change it.
-local trust = require "ssl.engine.trust"
+local trust = require "ljssl.engine.trust"
 
 local function system_store(cfg)
   if not cfg.verify_cert or cfg.ca_mem or cfg.ca_path then return false end

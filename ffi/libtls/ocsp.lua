@@ -3,7 +3,7 @@
 -- libtls's rules and messages.  Used by the libtls face after a handshake.
 
 local ffi = require "ffi"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 
 local C, crypto, K = lib.ssl, lib.crypto, lib.K
 local ffi_string = ffi.string

@@ -1,6 +1,6 @@
 -- ssl.client — the LuaSec face's secure clients in one place: ssl.connect,
 -- ssl.https and ssl.ngx build their contexts and make their handshakes here,
--- on the engine's client policy (ssl.engine.policy), so that they cannot
+-- on the engine's client policy (ljssl.engine.policy), so that they cannot
 -- drift apart again.  Internal: programs use those three.
 --
 -- Secure by default, unlike ssl.newcontext/ssl.wrap: verify = "peer" unless
@@ -12,7 +12,7 @@
 local ssl = require "ssl"
 local core = require "ssl.core"
 local context = require "ssl.context"
-local policy = require "ssl.engine.policy"
+local policy = require "ljssl.engine.policy"
 
 local client = {}
 

@@ -2,9 +2,9 @@
 -- protocol names, algorithms, curves, capabilities.  Loadable on its own
 -- (LuaSec's crashes when loaded before ssl.context).
 
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 local context = require "ssl.context"
-local engine = require "ssl.engine.context"
+local engine = require "ljssl.engine.context"
 
 local config = {
   options = {},

@@ -8,11 +8,11 @@
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
-local engine = require "ssl.engine.context"
-local cb = require "ssl.engine.callbacks"
-local args = require "ssl.engine.args"
-local object = require "ssl.engine.object"
+local lib = require "ljssl.lib"
+local engine = require "ljssl.engine.context"
+local cb = require "ljssl.engine.callbacks"
+local args = require "ljssl.engine.args"
+local object = require "ljssl.engine.object"
 
 local K = lib.K
 

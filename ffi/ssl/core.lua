@@ -10,12 +10,12 @@
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
-local session = require "ssl.engine.session"
-local fdlib = require "ssl.engine.fd"
-local cb = require "ssl.engine.callbacks"
-local args = require "ssl.engine.args"
-local object = require "ssl.engine.object"
+local lib = require "ljssl.lib"
+local session = require "ljssl.engine.session"
+local fdlib = require "ljssl.engine.fd"
+local cb = require "ljssl.engine.callbacks"
+local args = require "ljssl.engine.args"
+local object = require "ljssl.engine.object"
 local contexts = require "ssl.context"
 
 local C, crypto, K, libc = lib.ssl, lib.crypto, lib.K, lib.libc

@@ -5,9 +5,9 @@
 local core = require "ssl.core"
 local context = require "ssl.context"
 local config = require "ssl.config"
-local lib = require "ssl.lib"
-local args = require "ssl.engine.args"
-local policy = require "ssl.engine.policy"
+local lib = require "ljssl.lib"
+local args = require "ljssl.engine.args"
+local policy = require "ljssl.engine.policy"
 
 local unpack = table.unpack or unpack
 
@@ -238,7 +238,7 @@ end
 
 -- Loads the system trust store into a context made by newcontext.
 local function use_system_ca(ctx)
-  return require("ssl.engine.trust").load(context.check(ctx, "use_system_ca").engine)
+  return require("ljssl.engine.trust").load(context.check(ctx, "use_system_ca").engine)
 end
 
 -- Seed 004's ssl.connect, secure by default (ssl.client): verifies the chain
@@ -297,9 +297,9 @@ return {
   transport = transport,
   checkhostname = on_first_use("ssl.x509", "checkhostname"),
   checkhost = on_first_use("ssl.x509", "checkhost"),
-  find_system_ca = on_first_use("ssl.engine.trust", "find"),
-  get_system_ca = on_first_use("ssl.engine.trust", "get"),
-  set_system_ca = on_first_use("ssl.engine.trust", "set"),
+  find_system_ca = on_first_use("ljssl.engine.trust", "find"),
+  get_system_ca = on_first_use("ljssl.engine.trust", "get"),
+  set_system_ca = on_first_use("ljssl.engine.trust", "set"),
   use_system_ca = use_system_ca,
   rawcontext = context.rawcontext,
   rawconnection = core.rawconnection,

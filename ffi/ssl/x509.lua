@@ -5,9 +5,9 @@
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
-local args = require "ssl.engine.args"
-local object = require "ssl.engine.object"
+local lib = require "ljssl.lib"
+local args = require "ljssl.engine.args"
+local object = require "ljssl.engine.object"
 
 local crypto, K, libc = lib.crypto, lib.K, lib.libc
 local ffi_string = ffi.string
@@ -334,7 +334,7 @@ local CHECK_FLAGS = {
 }
 x509.CHECK_FLAGS = CHECK_FLAGS
 
-local names = require "ssl.engine.names"
+local names = require "ljssl.engine.names"
 
 -- True when the certificate is valid for `hostname` (a DNS name or an IP
 -- literal), by OpenSSL's rules: SANs first, the subject CN only when there is

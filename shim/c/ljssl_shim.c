@@ -1,7 +1,7 @@
 /* ljssl_shim.c — the optional C shim: OpenSSL callbacks that never enter Lua.
  *
- * Built by `make shim` into libljssl_shim.so.  ffi/ssl/lib.lua loads it when
- * present; otherwise ffi/ssl/engine/callbacks.lua installs LuaJIT callbacks
+ * Built by `make shim` into libljssl_shim.so.  ffi/ljssl/lib.lua loads it when
+ * present; otherwise ffi/ljssl/engine/callbacks.lua installs LuaJIT callbacks
  * with the same behaviour.  See ljssl_shim.h for the contract. */
 #include <pthread.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  * contract: no Lua, plain return codes, state kept in OpenSSL ex_data slots that
  * OpenSSL frees with the object.  tools/gen_cdefs turns this header into
  * ffi/cdefs/shim.lua, so the Lua side and the C side cannot drift; the Lua
- * fallback without the shim is ffi/ssl/engine/callbacks.lua. */
+ * fallback without the shim is ffi/ljssl/engine/callbacks.lua. */
 #ifndef LJSSL_SHIM_H
 #define LJSSL_SHIM_H
 

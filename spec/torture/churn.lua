@@ -26,7 +26,7 @@ local churn = require "fixtures.churn_lib"
 -- A child: one run.  churn.lua --run FACE COUNT WARMUP EVERY
 if arg[1] == "--run" then
   local face, count, warmup, every = arg[2], tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
-  local lib = require "ssl.lib"
+  local lib = require "ljssl.lib"
   io.write(("%s face, %d connections, %s\n"):format(face, count,
     lib.shim and "with the C shim" or ("without the shim (" .. tostring(lib.shim_info) .. ")")))
   churn.raise_nofile(256)

@@ -28,7 +28,7 @@ if arg[1] == "--run" then
   local client, server_face = arg[2], arg[3]
   local count, rounds, max_chunk = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
   local waves = tonumber(arg[7] or "1")
-  local lib = require "ssl.lib"
+  local lib = require "ljssl.lib"
   io.write(("%d %s clients against a %s server, %d wave(s), %s\n"):format(count, client, server_face, waves,
     lib.shim and "with the C shim" or ("without the shim (" .. tostring(lib.shim_info) .. ")")))
   io.flush()

@@ -97,7 +97,7 @@ ssize_t tls_write(struct tls *_ctx, const void *_buf, size_t _buflen);
 
 return {
   lib = "tls",
-  -- allowlisted names that are macros or static inline: helpers in ffi/ssl/lib.lua
+  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib.lua
   macros = {},
   const = {
     TLS_API = 20200120,

@@ -1,4 +1,4 @@
--- ssl.engine.callbacks — the OpenSSL callbacks ljssl installs, behind one
+-- ljssl.engine.callbacks — the OpenSSL callbacks ljssl installs, behind one
 -- interface whether the C shim is loaded or not.
 --
 -- With the shim, verification, ALPN-from-a-list and SNI are C functions that
@@ -10,7 +10,7 @@
 --
 -- A LuaJIT callback fired from inside a JIT-compiled FFI call panics the VM
 -- ("bad callback").  The functions that call SSL_do_handshake, SSL_read,
--- SSL_write and SSL_shutdown (ssl.engine.session) exist twice: a compiled copy,
+-- SSL_write and SSL_shutdown (ljssl.engine.session) exist twice: a compiled copy,
 -- and a copy registered here with `guard`, kept in the interpreter by jit.off
 -- (a trace that reaches it stops there, so no trace contains those FFI calls).
 -- A session runs the compiled copy only while no context it can run on (its
@@ -24,7 +24,7 @@
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 
 local C, crypto, K, shim = lib.ssl, lib.crypto, lib.K, lib.shim
 local ffi_cast, ffi_string = ffi.cast, ffi.string

@@ -1,4 +1,4 @@
--- ssl.engine.args — argument checks for the faces, raising with Lua's own
+-- ljssl.engine.args — argument checks for the faces, raising with Lua's own
 -- wording ("bad argument #2 to 'receive' (invalid receive pattern)") so that
 -- programmer mistakes read as they do from a C module.
 

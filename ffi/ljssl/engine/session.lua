@@ -1,4 +1,4 @@
--- ssl.engine.session — one TLS connection (an SSL) and its state machine, over
+-- ljssl.engine.session — one TLS connection (an SSL) and its state machine, over
 -- a transport that is either a socket fd or a pair of memory BIOs.  Every face
 -- drives its connections through this module.
 --
@@ -22,9 +22,9 @@
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
-local cb = require "ssl.engine.callbacks"
-local names = require "ssl.engine.names"
+local lib = require "ljssl.lib"
+local cb = require "ljssl.engine.callbacks"
+local names = require "ljssl.engine.names"
 
 local C, crypto, K = lib.ssl, lib.crypto, lib.K
 local clear_errors = lib.clear_errors
@@ -192,7 +192,7 @@ function Session:group() return session.group(self.ptr) end
 -- handshake, read, write and shutdown call into OpenSSL in ways that can run
 -- callbacks (verify, ALPN, SNI, PSK, DH parameters, session tickets,
 -- post-handshake authentication).  A LuaJIT callback entered from a compiled
--- trace panics the VM, so these four exist twice (ssl.engine.callbacks): the
+-- trace panics the VM, so these four exist twice (ljssl.engine.callbacks): the
 -- factory below is called once as it is, and once more from a copy of its
 -- bytecode, which gives new prototypes that jit.off can keep in the
 -- interpreter without touching the first (jit.off marks the prototype).  A
@@ -285,7 +285,7 @@ end
 local Interpreted = {}
 for name, fn in pairs(Session) do Interpreted[name] = fn end
 Interpreted.__index = Interpreted
-local interpreted = loadstring(string.dump(state_machine), "=ssl.engine.session (interpreted copy)")(
+local interpreted = loadstring(string.dump(state_machine), "=ljssl.engine.session (interpreted copy)")(
   C, clear_errors, fail, ffi_errno, cb.epoch, function(self) return choose(self) end)
 for name, fn in pairs(interpreted) do Interpreted[name] = cb.guard(fn) end
 

@@ -1,4 +1,4 @@
--- ssl.engine.policy — the client policy every face and transport applies:
+-- ljssl.engine.policy — the client policy every face and transport applies:
 -- the verify mode, the trust anchors a verifying context loads (CA files, a
 -- hashed directory, PEM text, the system store), the SNI a client sends and
 -- the host name its handshake checks.
@@ -14,9 +14,9 @@
 -- turns that into its LuaSec string, libtls error or Qt error text.
 
 local bit = require "bit"
-local lib = require "ssl.lib"
-local names = require "ssl.engine.names"
-local trust = require "ssl.engine.trust"
+local lib = require "ljssl.lib"
+local names = require "ljssl.engine.names"
+local trust = require "ljssl.engine.trust"
 
 local C, K = lib.ssl, lib.K
 
@@ -34,7 +34,7 @@ end
 -- Loads trust anchors into an engine context.  Wishes:
 --   cafile, capath  a PEM bundle, a hashed directory (OpenSSL's lookups)
 --   ca_pem          PEM text: certificates, and CRLs (which turn on CRL checks)
---   system          the system store (ssl.engine.trust: ssl.set_system_ca,
+--   system          the system store (ljssl.engine.trust: ssl.set_system_ca,
 --                   SSL_CERT_FILE/SSL_CERT_DIR, the distribution's bundle):
 --                   nil = only when none of the above is given, true = as
 --                   well (Qt's "system CAs plus the added ones"), false = never

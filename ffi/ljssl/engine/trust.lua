@@ -1,11 +1,11 @@
--- ssl.engine.trust — the system's trust store, for every face's secure
+-- ljssl.engine.trust — the system's trust store, for every face's secure
 -- defaults.  Finds the distribution's CA bundle, lets the program choose
 -- another (or none), and loads it into a context.  OpenSSL's SSL_CERT_FILE and
 -- SSL_CERT_DIR environment variables win wherever the system store is used, as
 -- they do for OpenSSL's own tools.
 
 local ffi = require "ffi"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 
 local crypto = lib.crypto
 

@@ -1,9 +1,9 @@
--- ssl.lib — the library layer: loads libssl, libcrypto and the optional shim,
+-- ljssl.lib — the library layer: loads libssl, libcrypto and the optional shim,
 -- checks the OpenSSL version, turns the error queue into messages, and gives
 -- Lua forms of the calls OpenSSL only has as macros.  Everything above it (the
 -- engine, the faces) reaches OpenSSL through this module.
 --
---   local lib = require "ssl.lib"
+--   local lib = require "ljssl.lib"
 --   local C, K = lib.ssl, lib.K        -- libssl namespace, generated constants
 --
 -- Environment: LJSSL_LIBSSL / LJSSL_LIBCRYPTO name the shared objects to load;

@@ -1,4 +1,4 @@
--- ssl.engine.object — userdata objects for faces whose users expect userdata
+-- ljssl.engine.object — userdata objects for faces whose users expect userdata
 -- (LuaSec's contexts, connections and certificates are userdata; code that
 -- tells a context from a params table by type() depends on it).
 --
@@ -9,7 +9,7 @@
 -- by ffi.gc on its pointers, not by a __gc that might do I/O.
 
 local ffi = require "ffi"
-local args = require "ssl.engine.args"
+local args = require "ljssl.engine.args"
 
 local object = {}
 

@@ -1,7 +1,7 @@
--- ssl.engine.names — host names against certificates, by OpenSSL's rules
+-- ljssl.engine.names — host names against certificates, by OpenSSL's rules
 -- (X509_check_host, X509_check_ip_asc), for every face.
 
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 
 local crypto, K = lib.crypto, lib.K
 

@@ -1,10 +1,10 @@
--- ssl.engine.fd — what the engine needs of file descriptors: non-blocking mode,
+-- ljssl.engine.fd — what the engine needs of file descriptors: non-blocking mode,
 -- waiting with poll() under a deadline, a monotonic clock, errno texts.  Faces
 -- that own an fd (LuaSec's wrap, libtls) use it; the memory transport does not.
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
+local lib = require "ljssl.lib"
 
 local libc, K = lib.libc, lib.K
 local band, bor, bnot = bit.band, bit.bor, bit.bnot

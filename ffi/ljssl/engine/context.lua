@@ -1,4 +1,4 @@
--- ssl.engine.context — an SSL_CTX and the operations that configure it, shared
+-- ljssl.engine.context — an SSL_CTX and the operations that configure it, shared
 -- by every face.  Each operation returns true, or nil and OpenSSL's reason text
 -- (faces wrap that in their own message conventions).  The object keeps alive
 -- whatever OpenSSL borrows from Lua (ALPN lists, callback functions, contexts
@@ -6,8 +6,8 @@
 
 local ffi = require "ffi"
 local bit = require "bit"
-local lib = require "ssl.lib"
-local cb = require "ssl.engine.callbacks"
+local lib = require "ljssl.lib"
+local cb = require "ljssl.engine.callbacks"
 
 local C, crypto, K = lib.ssl, lib.crypto, lib.K
 
@@ -64,7 +64,7 @@ end
 -- `password` of the key loaders: OpenSSL's own passphrase prompt
 -- (PEM_def_callback: it reads the terminal, or stdin when the process has
 -- none), which is what LuaSec leaves in place when no password is given.
-context.PROMPT = setmetatable({}, { __tostring = function() return "ssl.engine.context.PROMPT" end })
+context.PROMPT = setmetatable({}, { __tostring = function() return "ljssl.engine.context.PROMPT" end })
 
 -- Runs load(callback, userdata), a function that makes OpenSSL read a key,
 -- with the password callback installed; userdata is the password, or NULL so
@@ -359,7 +359,7 @@ end
 -- aes = 32 (AES-256-CBC), hmac = 16 (HMAC-SHA256), added = os.time() when
 -- added }.  The newest encrypts, all decrypt, a ticket under an older key is
 -- renewed; a key older than `lifetime` seconds (if > 0) is unused.  An empty
--- list gives OpenSSL's own random key back (ssl.engine.callbacks).
+-- list gives OpenSSL's own random key back (ljssl.engine.callbacks).
 function Context:set_ticket_keys(keys, lifetime)
   local ok, err = cb.set_ticket_keys(self.ptr, keys, lifetime or 0)
   if not ok then return nil, err end
