@@ -171,6 +171,21 @@ function lib.pop_error()
   return e, reason, ffi_string(errbuf)
 end
 
+-- The one error check for calls off the hot path: runs `fn(...)` on an empty
+-- queue and answers its result, or, when it failed (an int at or below 0, a
+-- NULL pointer), nil, the reason (`fallback` when OpenSSL queued none), the
+-- code and the full line, with the queue drained.  Hot paths (the session's
+-- read/write) clear and pop by hand to avoid the indirect call.
+function lib.check(fallback, fn, ...)
+  if crypto.ERR_peek_error() ~= 0 then crypto.ERR_clear_error() end
+  local r = fn(...)
+  if r == nil or (type(r) == "number" and r <= 0) then
+    local code, reason, line = lib.pop_error()
+    return nil, reason or fallback, code, line
+  end
+  return r
+end
+
 -- Macros as Lua --------------------------------------------------------------------
 -- Each mirrors the C macro of the same name, with the generated constants.
 
