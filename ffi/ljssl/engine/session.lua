@@ -188,6 +188,155 @@ function session.group(ssl)
 end
 function Session:group() return session.group(self.ptr) end
 
+-- What the handshake settled, as Lua values -------------------------------------------------
+-- Faces answer their users from these instead of asking OpenSSL themselves, so
+-- each query and its edge cases (before the handshake, after free, a server's
+-- chain without the leaf) are written once.
+
+local alpn_data = ffi.new("const unsigned char *[1]")
+local alpn_len = ffi.new("unsigned int[1]")
+local cipher_desc = ffi.new("char[256]")
+local cipher_algbits = ffi.new("int[1]")
+local u8buf = ffi.typeof("uint8_t[?]")
+
+local function opt_string(p) return p ~= nil and ffi.string(p) or nil end
+
+-- The negotiated protocol ("TLSv1.3"), or nil before the handshake.
+function Session:protocol()
+  if self.ptr == nil or not self.done then return nil end
+  return ffi.string(C.SSL_get_version(self.ptr))
+end
+
+-- The cipher suite's name, its secret bits and algorithm bits, and OpenSSL's
+-- one-line description; nil before the handshake.
+function Session:cipher()
+  if self.ptr == nil then return nil end
+  local c = C.SSL_get_current_cipher(self.ptr)
+  if c == nil then return nil end
+  local bits = C.SSL_CIPHER_get_bits(c, cipher_algbits)
+  C.SSL_CIPHER_description(c, cipher_desc, 256)
+  return ffi.string(C.SSL_CIPHER_get_name(c)), tonumber(bits), tonumber(cipher_algbits[0]),
+    (ffi.string(cipher_desc):gsub("\n$", ""))
+end
+
+-- The protocol ALPN selected, or nil.
+function Session:alpn()
+  if self.ptr == nil then return nil end
+  C.SSL_get0_alpn_selected(self.ptr, alpn_data, alpn_len)
+  if alpn_data[0] == nil or alpn_len[0] == 0 then return nil end
+  return ffi.string(alpn_data[0], alpn_len[0])
+end
+
+-- The SNI name: a client's own, or the one a server was asked for; or nil.
+function Session:servername()
+  if self.ptr == nil then return nil end
+  return opt_string(C.SSL_get_servername(self.ptr, K.TLSEXT_NAMETYPE_host_name))
+end
+
+-- Whether the handshake resumed a session.
+function Session:reused()
+  return self.ptr ~= nil and C.SSL_session_reused(self.ptr) == 1
+end
+
+-- Everything above in one table (nil before the handshake): protocol, cipher,
+-- bits, algbits, description, alpn, servername, group, reused.
+function Session:info()
+  local name, bits, algbits, description = self:cipher()
+  if not name or not self.done then return nil end
+  return { protocol = self:protocol(), cipher = name, bits = bits, algbits = algbits,
+           description = description, alpn = self:alpn(), servername = self:servername(),
+           group = self:group(), reused = self:reused() }
+end
+
+-- The chain's verification result: OpenSSL's X509_V_* code (0 is success) and
+-- its text ("certificate has expired").
+function Session:verify_result()
+  if self.ptr == nil then return nil end
+  local code = tonumber(C.SSL_get_verify_result(self.ptr))
+  return code, ffi.string(crypto.X509_verify_cert_error_string(code))
+end
+
+-- Every verification failure seen in the handshake, deepest first as OpenSSL
+-- reported them: a list of { depth, code } (kept by the verify callback).
+function Session:verify_errors()
+  if self.ptr == nil then return {} end
+  return cb.verify_errors(self.ptr)
+end
+
+local function owned_x509(x)
+  if x == nil then return nil end
+  ffi.gc(x, crypto.X509_free)
+  return x
+end
+
+-- The peer's certificate (an owned X509 *, freed by the GC), or nil.
+function Session:peer_certificate()
+  if self.ptr == nil then return nil end
+  return owned_x509(C.SSL_get1_peer_certificate(self.ptr))
+end
+
+-- The peer's chain, leaf first, as owned X509 pointers: the same list on both
+-- sides (OpenSSL's server-side stack lacks the client's leaf; it is added).
+function Session:peer_chain()
+  local list = {}
+  if self.ptr == nil then return list end
+  if self.server then
+    local leaf = self:peer_certificate()
+    if leaf == nil then return list end
+    list[1] = leaf
+  end
+  local chain = C.SSL_get_peer_cert_chain(self.ptr)
+  if chain == nil then return list end
+  for i = 0, lib.sk_X509_num(chain) - 1 do
+    local x = lib.sk_X509_value(chain, i)
+    if crypto.X509_up_ref(x) == 1 then list[#list + 1] = owned_x509(x) end
+  end
+  return list
+end
+
+-- The Finished messages (ours, the peer's) as strings, or nil before them.
+local finished_buf = u8buf(128)
+local function finished(self, get)
+  if self.ptr == nil then return nil end
+  local n = tonumber(get(self.ptr, finished_buf, 128))
+  if n == 0 then return nil end
+  return ffi.string(finished_buf, math.min(n, 128))
+end
+function Session:finished() return finished(self, C.SSL_get_finished) end
+function Session:peer_finished() return finished(self, C.SSL_get_peer_finished) end
+
+-- RFC 5705/8446 keying material: `len` bytes for `label` (and `context` when
+-- given), or nil and a reason.
+function Session:export_keying_material(label, len, context)
+  if self.ptr == nil or not self.done then return nil, "closed" end
+  local out = u8buf(math.max(len, 1))
+  local ok, why = lib.check("error exporting keying material", C.SSL_export_keying_material,
+    self.ptr, out, len, label, #label, context, context and #context or 0, context and 1 or 0)
+  if not ok then return nil, why end
+  return ffi.string(out, len)
+end
+
+-- The session to resume later (an owned SSL_SESSION *), or nil when the
+-- handshake left none that can be resumed.
+function Session:resumable_session()
+  if self.ptr == nil then return nil end
+  local sess = C.SSL_get1_session(self.ptr)
+  if sess == nil then return nil end
+  ffi.gc(sess, C.SSL_SESSION_free)
+  if C.SSL_SESSION_is_resumable(sess) ~= 1 then return nil end
+  return sess
+end
+
+-- Offers `sess` (from resumable_session) for resumption in the next handshake.
+function Session:offer_session(sess)
+  return lib.check("SSL_set_session failed", C.SSL_set_session, self.ptr, sess) and true
+end
+
+-- The SSL pointer, for the faces' documented raw accessors (LuaSec's
+-- rawconnection) and for code below the faces; faces answer users through
+-- the methods above.
+function Session:raw() return self.ptr end
+
 -- The state machine -------------------------------------------------------------------------
 -- handshake, read, write and shutdown call into OpenSSL in ways that can run
 -- callbacks (verify, ALPN, SNI, PSK, DH parameters, session tickets,

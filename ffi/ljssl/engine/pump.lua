@@ -1,0 +1,276 @@
+-- ljssl.engine.pump — the one data path for a session whose face moves the
+-- bytes itself (an event loop, a cosocket, any LuaSocket-shaped transport, TLS
+-- inside TLS): the session runs on memory BIOs and the pump owns the buffers
+-- between it and the transport.  Faces bring only their waiting policy.
+--
+--   ciphertext in    incoming(data[, len]) hands the peer's bytes to OpenSSL;
+--                    incoming_eof() ends the stream.
+--   ciphertext out   what OpenSSL wrote is collected into one string.buffer
+--                    (`outgoing()` → pointer, length; `sent(n)`; or
+--                    `take_outgoing()` → a string), read straight from the BIO
+--                    into the buffer's reserved space, no staging copy.
+--   plaintext in     read(into) decrypts everything available into a caller's
+--                    string.buffer (reserve/commit: OpenSSL writes into it).
+--   plaintext out    write(data) encrypts what the session takes and keeps the
+--                    rest (a TLS 1.2 renegotiation can make SSL_write wait for
+--                    the peer) to retry after the next incoming data; nothing
+--                    is dropped.
+--   pull transports  step(status, send, recv): the transport step a LuaSocket-
+--                    shaped transport needs after a session call answered
+--                    `status`: send everything queued, and for WANT_READ read
+--                    one TLS record with receive(n).  Answers nil to retry the
+--                    session call, or "wantread"/"wantwrite" (the transport
+--                    would block), or the transport's error.
+--
+-- handshake/read/write/shutdown answer the session's statuses
+-- (ljssl.engine.session) and never raise or wait.
+
+local ffi = require "ffi"
+local strbuf = require "string.buffer"
+local lib = require "ljssl.lib"
+local session = require "ljssl.engine.session"
+
+local crypto = lib.crypto
+local DONE, WANT_READ, WANT_WRITE = session.DONE, session.WANT_READ, session.WANT_WRITE
+local BIO_pending = lib.BIO_pending
+local cptr = ffi.typeof("const char *")
+
+local RECORD = 16384            -- one TLS record's plaintext
+local HEADER = 5                -- a TLS record header: type, version, length
+
+local pump = {}
+local Pump = {}
+Pump.__index = Pump
+pump.Pump = Pump
+
+-- A pump over session `s`, which it switches to the memory transport.
+function pump.new(s)
+  local ok, err = s:use_memory()
+  if not ok then return nil, err end
+  return setmetatable({ s = s, out = strbuf.new(), plain = nil, record = nil,
+                        ended = false }, Pump)
+end
+
+-- Ciphertext in ---------------------------------------------------------------------------
+
+function Pump:incoming(data, len)
+  if self.s.rbio == nil then return 0 end
+  return self.s:feed(data, len or #data)
+end
+
+function Pump:incoming_eof()
+  self.ended = true
+  if self.s.rbio ~= nil then self.s:feed_eof() end
+end
+
+-- Ciphertext out --------------------------------------------------------------------------
+
+-- Moves what OpenSSL wrote into the out buffer.
+local function collect(self)
+  local wbio = self.s.wbio
+  if wbio == nil then return end
+  local n = BIO_pending(wbio)
+  while n > 0 do
+    local p = self.out:reserve(n)
+    local got = crypto.BIO_read(wbio, p, n)
+    if got <= 0 then break end
+    self.out:commit(got)
+    n = BIO_pending(wbio)
+  end
+end
+Pump.collect = collect
+
+-- Bytes waiting to be sent (after collecting OpenSSL's).
+function Pump:outgoing_size()
+  collect(self)
+  return #self.out
+end
+
+-- The ciphertext to send: a pointer and a length valid until the next call.
+function Pump:outgoing()
+  collect(self)
+  return self.out:ref()
+end
+
+function Pump:sent(n)
+  self.out:skip(n)
+end
+
+-- All queued ciphertext as one string, emptying the queue.
+function Pump:take_outgoing()
+  collect(self)
+  if #self.out == 0 then return "" end
+  return self.out:get()
+end
+
+-- The session, step by step ---------------------------------------------------------------
+
+function Pump:handshake()
+  local status, msg, a, b = self.s:handshake()
+  collect(self)
+  return status, msg, a, b
+end
+
+-- Plaintext the session could not take yet.
+function Pump:pending_plain()
+  return self.plain and #self.plain or 0
+end
+
+-- Writes as much of the queued plaintext as the session takes: nil when all of
+-- it went, otherwise the status that stopped it (WANT_* keep the rest queued).
+local function push_plain(self)
+  local plain = self.plain
+  while #plain > 0 do
+    local p, len = plain:ref()
+    local n, msg, a, b = self.s:write(p, len)
+    if n <= 0 then
+      collect(self)
+      if n ~= WANT_READ and n ~= WANT_WRITE then plain:reset() end
+      return n, msg, a, b
+    end
+    plain:skip(n)
+  end
+  collect(self)
+  return nil
+end
+
+-- Encrypts `data` (a string, or a pointer and `len`).  Answers the number of
+-- bytes taken — all of them, queued when the session must first hear from
+-- the peer — or a failure status and message (the queue is then dropped).
+function Pump:write(data, len)
+  len = len or #data
+  if self.plain and #self.plain > 0 then
+    if type(data) == "string" then
+      self.plain:put(len == #data and data or data:sub(1, len))
+    else
+      self.plain:putcdata(data, len)
+    end
+  else
+    local s = self.s
+    local p = type(data) == "string" and ffi.cast(cptr, data) or data
+    local off = 0
+    while off < len do
+      local n, msg, a, b = s:write(p + off, len - off)
+      if n <= 0 then
+        if n ~= WANT_READ and n ~= WANT_WRITE then
+          collect(self)
+          if off > 0 then return off end
+          return n, msg, a, b
+        end
+        break
+      end
+      off = off + n
+    end
+    collect(self)
+    if off == len then return len end
+    self.plain = self.plain or strbuf.new()
+    self.plain:putcdata(p + off, len - off)
+    return len
+  end
+  local n, msg, a, b = push_plain(self)
+  if n and n ~= WANT_READ and n ~= WANT_WRITE then return n, msg, a, b end
+  return len
+end
+
+-- Decrypts everything available into the string.buffer `into` (at most `max`
+-- bytes when given).  Answers the bytes appended and the status that ended
+-- the reading (WANT_READ: needs more ciphertext; CLOSED, EOF, ERROR, ...) with
+-- its message.  Queued plaintext is retried first: what it waited for may have
+-- arrived.
+function Pump:read(into, max)
+  if self.plain and #self.plain > 0 then
+    local n, msg, a, b = push_plain(self)
+    if n and n ~= WANT_READ and n ~= WANT_WRITE then return 0, n, msg, a, b end
+  end
+  local s, got = self.s, 0
+  local status, msg, a, b
+  while true do
+    local room = max and math.min(RECORD, max - got) or RECORD
+    if room <= 0 then status = DONE; break end
+    local p = into:reserve(room)
+    local n
+    n, msg, a, b = s:read(p, room)
+    if n <= 0 then
+      into:commit(0)
+      status = n
+      break
+    end
+    into:commit(n)
+    got = got + n
+  end
+  collect(self)
+  return got, status, msg, a, b
+end
+
+function Pump:shutdown()
+  local status, msg, a, b = self.s:shutdown()
+  collect(self)
+  return status, msg, a, b
+end
+
+-- Pull transports -------------------------------------------------------------------------
+
+local function would_block(err)
+  return err == "timeout" or err == "wantread" or err == "wantwrite"
+end
+
+-- Sends everything queued with LuaSocket-shaped send(data) → last | nil, err,
+-- partial: nil when all went, "wantwrite" when the transport would block,
+-- otherwise its error.
+function Pump:flush(send)
+  collect(self)
+  local out = self.out
+  while #out > 0 do
+    local last, err, partial = send(out:tostring())
+    local n = tonumber(last) or tonumber(partial) or 0
+    if n > 0 then out:skip(n) end
+    if not last then
+      if would_block(err) then return "wantwrite" end
+      return err or "closed"
+    end
+  end
+  return nil
+end
+
+-- Reads (part of) the next TLS record with LuaSocket-shaped receive(n) and
+-- hands a complete record to OpenSSL: nil (retry the session call),
+-- "wantread" when the transport would block, "closed" after its end.
+function Pump:pull(recv)
+  if self.ended then return "closed" end
+  local rec = self.record
+  if rec == nil then rec = strbuf.new(); self.record = rec end
+  local have = #rec
+  local need
+  if have < HEADER then
+    need = HEADER - have
+  else
+    local p = rec:ref()
+    need = HEADER + p[3] * 256 + p[4] - have
+  end
+  local data, err, partial = recv(need)
+  data = data or partial
+  if data and #data > 0 then rec:put(data); have = #rec end
+  if have >= HEADER then
+    local p, len = rec:ref()
+    if len == HEADER + p[3] * 256 + p[4] then
+      self.s:feed(p, len)
+      rec:reset()
+      return nil
+    end
+  end
+  if would_block(err) then return "wantread" end
+  if err then self:incoming_eof() end     -- OpenSSL sees the end of the stream
+  return nil
+end
+
+-- The transport step after a session call answered `status` (see the top).
+function Pump:step(status, send, recv)
+  local ferr = self:flush(send)            -- alerts and handshake flights go out first
+  if status == WANT_READ then
+    if ferr then return ferr end
+    return self:pull(recv)
+  end
+  return ferr
+end
+
+return pump
