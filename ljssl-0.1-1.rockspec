@@ -39,6 +39,7 @@ build = {
     ["ljssl.engine.names"] = "ffi/ljssl/engine/names.lua",
     ["ljssl.engine.object"] = "ffi/ljssl/engine/object.lua",
     ["ljssl.engine.policy"] = "ffi/ljssl/engine/policy.lua",
+    ["ljssl.engine.pump"] = "ffi/ljssl/engine/pump.lua",
     ["ljssl.engine.session"] = "ffi/ljssl/engine/session.lua",
     ["ljssl.engine.trust"] = "ffi/ljssl/engine/trust.lua",
     ["ssl.https"] = "ffi/ssl/https.lua",
