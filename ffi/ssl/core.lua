@@ -12,6 +12,7 @@ local ffi = require "ffi"
 local bit = require "bit"
 local lib = require "ljssl.lib"
 local session = require "ljssl.engine.session"
+local pump = require "ljssl.engine.pump"
 local fdlib = require "ljssl.engine.fd"
 local cb = require "ljssl.engine.callbacks"
 local args = require "ljssl.engine.args"
@@ -60,7 +61,7 @@ function core.create(ctx)
     state = NEW, buf = nil, first = 0, last = 0, waited = false,
     block = -1, total = -1, start = 0,
     received = 0, sent = 0, birthday = fdlib.now(),
-    anchors = {}, out = "", inbuf = "",
+    anchors = {},
   }, s.ptr)
 end
 
@@ -83,8 +84,11 @@ function core.settransport(conn, transport)
   if type(transport) ~= "table" and type(transport) ~= "userdata" then
     args.error(2, "settransport", "transport expected, got " .. type(transport))
   end
-  st.s:use_memory()
-  st.transport = transport
+  local p, err = pump.new(st.s)
+  if not p then return nil, err end
+  st.pump, st.transport = p, transport
+  st.send = function(data) return transport:send(data) end
+  st.recv = function(n) return transport:receive(n) end
   return true
 end
 
@@ -134,70 +138,21 @@ local ERRNO_TEXT = {
 -- comes in one TLS record at a time with receive(n), which any transport can
 -- do, blocking or yielding as it likes.
 
-local outbuf = bufarray(BUFSIZE)
-
--- Sends the ciphertext the session produced; nil, or an error string.
+-- The pump (ljssl.engine.pump) owns the ciphertext buffers; the connection
+-- brings the transport's send and receive.
 local function flush_out(st)
-  local t, s = st.transport, st.s
-  if s.ptr ~= nil then
-    while true do
-      local n = s:drain(outbuf, BUFSIZE)
-      if n == 0 then break end
-      st.out = st.out .. ffi_string(outbuf, n)
-    end
-  end
-  while #st.out > 0 do
-    local last, err, partial = t:send(st.out)
-    local sent = tonumber(last) or tonumber(partial) or 0
-    if sent > 0 then st.out = st.out:sub(sent + 1) end
-    if not last then
-      if err == "timeout" or err == "wantwrite" or err == "wantread" then return "wantwrite" end
-      return err or "closed"
-    end
-  end
-  return nil
+  return st.pump:flush(st.send)
 end
 
--- Reads (part of) the next TLS record from the transport into the session.
-local function read_in(st)
-  if st.transport_eof then return "closed" end
-  local have = st.inbuf
-  local need
-  if #have < 5 then
-    need = 5 - #have
-  else
-    need = 5 + have:byte(4) * 256 + have:byte(5) - #have
-  end
-  local data, err, partial = st.transport:receive(need)
-  data = data or partial
-  if data and #data > 0 then
-    have = have .. data
-    st.inbuf = have
-  end
-  if #have >= 5 and #have == 5 + have:byte(4) * 256 + have:byte(5) then
-    st.s:feed(have, #have)
-    st.inbuf = ""
-    return nil
-  end
-  if err == "timeout" or err == "wantread" then return "wantread" end
-  if err then
-    -- the transport ended: let OpenSSL see the end of the stream
-    st.transport_eof = true
-    st.s:feed_eof()
-  end
-  return nil
-end
+local discard = bufarray(BUFSIZE)       -- close() reads unread records into it
 
 -- The LuaSec message for a failed step; nil means "wait and retry".
 local function step_error(st, status, msg, errno, for_handshake)
   if st.transport then
-    local ferr = flush_out(st)            -- alerts and handshake flights go out first
-    if status == WANT_READ then
-      if ferr then return ferr end
-      return read_in(st)
-    elseif status == WANT_WRITE then
-      return ferr
+    if status == WANT_READ or status == WANT_WRITE then
+      return st.pump:step(status, st.send, st.recv)
     end
+    flush_out(st)                          -- the alert goes out first
   elseif status == WANT_READ or status == WANT_WRITE then
     local ok, werr = fdlib.wait(st.fd, status == WANT_WRITE, retry(st))
     if ok then return nil end
@@ -535,7 +490,7 @@ function methods.close(conn)
     -- an RST can destroy data the peer has not read yet.
     if not st.transport then
       for _ = 1, 16 do
-        if st.s:read(outbuf, BUFSIZE) <= 0 then break end   -- discarded
+        if st.s:read(discard, BUFSIZE) <= 0 then break end
       end
     end
     st.s:shutdown()
