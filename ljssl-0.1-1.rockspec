@@ -34,6 +34,7 @@ build = {
     ["ssl.core"] = "ffi/ssl/core.lua",
     ["ljssl.engine.args"] = "ffi/ljssl/engine/args.lua",
     ["ljssl.engine.callbacks"] = "ffi/ljssl/engine/callbacks.lua",
+    ["ljssl.engine.cert"] = "ffi/ljssl/engine/cert.lua",
     ["ljssl.engine.context"] = "ffi/ljssl/engine/context.lua",
     ["ljssl.engine.fd"] = "ffi/ljssl/engine/fd.lua",
     ["ljssl.engine.names"] = "ffi/ljssl/engine/names.lua",
