@@ -15,23 +15,47 @@ local bit = require "bit"
 local band, rshift = bit.band, bit.rshift
 local ffi_string, ffi_cast = ffi.string, ffi.cast
 
+-- Declarations and constants come by area (ffi/cdefs/<area>.lua).  Loading
+-- this module declares only what it needs itself (the version and error
+-- functions, the C library); the other areas are declared the first time a
+-- module reaches for lib.ssl or lib.crypto, or for a constant outside the
+-- areas declared so far, so that a face whose `require` touches neither (the
+-- LuaSec face's `require "ssl"`) does not pay for parsing them.
+local AREAS = { "err", "bio", "x509", "ssl", "ocsp", "libc" }
 local areas = {
   err = require "cdefs.err",
-  bio = require "cdefs.bio",
-  x509 = require "cdefs.x509",
-  ssl = require "cdefs.ssl",
-  ocsp = require "cdefs.ocsp",
   libc = require "cdefs.libc",
 }
-local shim_area = require "cdefs.shim"
 
 local lib = {}
 
--- Generated constants of every area, in one table.
+-- Generated constants of every area, in one table.  Until every area is
+-- declared, a name is looked up in the areas declared so far and kept; a name
+-- none of them has declares the rest first.  Once every area is declared K is
+-- a plain table holding all of them (pairs sees every constant).
 local K = {}
-for _, area in pairs(areas) do
-  for name, value in pairs(area.const) do K[name] = value end
+local all_declared = false
+local function declare_all()
+  if all_declared then return end
+  all_declared = true
+  for _, name in ipairs(AREAS) do
+    areas[name] = areas[name] or require("cdefs." .. name)
+  end
+  setmetatable(K, nil)
+  for _, name in ipairs(AREAS) do
+    for k, value in pairs(areas[name].const) do K[k] = value end
+  end
 end
+setmetatable(K, { __index = function(_, name)
+  local value = areas.err.const[name]
+  if value == nil then value = areas.libc.const[name] end
+  if value == nil then
+    declare_all()
+    return rawget(K, name)
+  end
+  rawset(K, name, value)
+  return value
+end })
 lib.K = K
 
 -- Loading ------------------------------------------------------------------------
@@ -62,15 +86,16 @@ local function in_process()
   return pcall(function() return ffi.C.OpenSSL_version_num and ffi.C.SSL_CTX_new end)
 end
 
+local crypto, ssl
 if in_process() then
-  lib.crypto, lib.ssl = ffi.C, ffi.C
+  crypto, ssl = ffi.C, ffi.C
 else
-  lib.crypto = load_library("LJSSL_LIBCRYPTO", { "libcrypto.so.3", "crypto" })
-  lib.ssl = load_library("LJSSL_LIBSSL", { "libssl.so.3", "ssl" })
+  crypto = load_library("LJSSL_LIBCRYPTO", { "libcrypto.so.3", "crypto" })
+  ssl = load_library("LJSSL_LIBSSL", { "libssl.so.3", "ssl" })
 end
 lib.libc = ffi.C
-
-local crypto, ssl = lib.crypto, lib.ssl
+-- lib.ssl and lib.crypto: the namespaces, given out (see the end of this file)
+-- once every area is declared.
 
 -- Version --------------------------------------------------------------------------
 
@@ -100,9 +125,10 @@ end
 function lib.optional(name)
   local fn = optional_found[name]
   if fn then return fn end
+  declare_all()
   for _, area in pairs(areas) do
     if deprecated_in(area, name) then
-      local namespace = area.lib == "ssl" and lib.ssl or lib.crypto
+      local namespace = area.lib == "ssl" and ssl or crypto
       local ok, found = pcall(function() return namespace[name] end)
       if not ok then return nil, "needs an OpenSSL built with its deprecated APIs" end
       optional_found[name] = found
@@ -115,7 +141,7 @@ function lib.optional(name)
       if lib.version_number < tonumber(major) * 0x10000000 + tonumber(minor) * 0x100000 then
         return nil, needs
       end
-      local namespace = area.lib == "ssl" and lib.ssl or lib.crypto
+      local namespace = area.lib == "ssl" and ssl or crypto
       local ok, found = pcall(function() return namespace[name] end)
       if not ok then return nil, needs end
       optional_found[name] = found
@@ -234,22 +260,32 @@ function lib.sk_GENERAL_NAME_value(sk, i)
   return ffi_cast(general_name_ptr, crypto.OPENSSL_sk_value(ffi_cast(stack_ptr, sk), i))
 end
 
-local function ctx_ctrl(cmd)
-  return function(ctx, larg, parg) return ssl.SSL_CTX_ctrl(ctx, cmd, larg or 0, parg) end
+-- The command constant is read at the first call (the ssl area is declared
+-- by then: its SSL* or SSL_CTX* came through lib.ssl).
+local function ctx_ctrl(name)
+  local cmd
+  return function(ctx, larg, parg)
+    cmd = cmd or K[name]
+    return ssl.SSL_CTX_ctrl(ctx, cmd, larg or 0, parg)
+  end
 end
 
-local function ssl_ctrl(cmd)
-  return function(s, larg, parg) return ssl.SSL_ctrl(s, cmd, larg or 0, parg) end
+local function ssl_ctrl(name)
+  local cmd
+  return function(s, larg, parg)
+    cmd = cmd or K[name]
+    return ssl.SSL_ctrl(s, cmd, larg or 0, parg)
+  end
 end
 
-lib.SSL_CTX_set_mode = ctx_ctrl(K.SSL_CTRL_MODE)
-lib.SSL_CTX_clear_mode = ctx_ctrl(K.SSL_CTRL_CLEAR_MODE)
-lib.SSL_CTX_set_min_proto_version = ctx_ctrl(K.SSL_CTRL_SET_MIN_PROTO_VERSION)
-lib.SSL_CTX_set_max_proto_version = ctx_ctrl(K.SSL_CTRL_SET_MAX_PROTO_VERSION)
-lib.SSL_CTX_set_session_cache_mode = ctx_ctrl(K.SSL_CTRL_SET_SESS_CACHE_MODE)
-lib.SSL_CTX_set_dh_auto = ctx_ctrl(K.SSL_CTRL_SET_DH_AUTO)
-lib.SSL_set_mode = ssl_ctrl(K.SSL_CTRL_MODE)
-lib.SSL_clear_mode = ssl_ctrl(K.SSL_CTRL_CLEAR_MODE)
+lib.SSL_CTX_set_mode = ctx_ctrl("SSL_CTRL_MODE")
+lib.SSL_CTX_clear_mode = ctx_ctrl("SSL_CTRL_CLEAR_MODE")
+lib.SSL_CTX_set_min_proto_version = ctx_ctrl("SSL_CTRL_SET_MIN_PROTO_VERSION")
+lib.SSL_CTX_set_max_proto_version = ctx_ctrl("SSL_CTRL_SET_MAX_PROTO_VERSION")
+lib.SSL_CTX_set_session_cache_mode = ctx_ctrl("SSL_CTRL_SET_SESS_CACHE_MODE")
+lib.SSL_CTX_set_dh_auto = ctx_ctrl("SSL_CTRL_SET_DH_AUTO")
+lib.SSL_set_mode = ssl_ctrl("SSL_CTRL_MODE")
+lib.SSL_clear_mode = ssl_ctrl("SSL_CTRL_CLEAR_MODE")
 
 function lib.SSL_CTX_get_mode(ctx)
   return ssl.SSL_CTX_ctrl(ctx, K.SSL_CTRL_MODE, 0, nil)
@@ -364,6 +400,7 @@ local function here()
 end
 
 local function find_shim()
+  local shim_const = require("cdefs.shim").const   -- declares the shim's functions
   local wanted = os.getenv("LJSSL_SHIM")
   if wanted == "off" or wanted == "0" then return nil, "disabled by LJSSL_SHIM" end
   local candidates = {}
@@ -384,9 +421,10 @@ local function find_shim()
       local ok, clib = pcall(ffi.load, path)
       if not ok then return nil, clib end
       local version = clib.ljssl_shim_version()
-      if version ~= shim_area.const.LJSSL_SHIM_VERSION then
+      local wanted_version = shim_const.LJSSL_SHIM_VERSION
+      if version ~= wanted_version then
         return nil, ("%s has interface version %d, ljssl needs %d; rebuild it"):format(
-          path, version, shim_area.const.LJSSL_SHIM_VERSION)
+          path, version, wanted_version)
       end
       return clib, path
     elseif wanted then
@@ -394,12 +432,6 @@ local function find_shim()
     end
   end
   return nil, why
-end
-
-do
-  local clib, info = find_shim()
-  lib.shim = clib           -- nil when running without the shim
-  lib.shim_info = info      -- the path loaded, or why none was
 end
 
 -- Callbacks --------------------------------------------------------------------------
@@ -422,8 +454,9 @@ local password_cb
 -- cast to void*; keep the string alive while OpenSSL may call back).
 function lib.password_cb()
   if password_cb then return password_cb end
-  if lib.shim then
-    password_cb = lib.shim.ljssl_password_cb
+  local shim = lib.shim
+  if shim then
+    password_cb = shim.ljssl_password_cb
   else
     password_cb = lib.new_callback("pem_password_cb *", function(buf, size, _, userdata)
       if userdata == nil or size <= 0 then return -1 end
@@ -435,5 +468,26 @@ function lib.password_cb()
   end
   return password_cb
 end
+
+-- On first use ----------------------------------------------------------------------
+-- lib.ssl, lib.crypto: the libssl and libcrypto namespaces, every area
+-- declared.  lib.shim: the shim's namespace, nil when running without it;
+-- lib.shim_info: the path loaded, or why none was.  The shim is looked for
+-- the first time either is read.
+local shim_looked = false
+setmetatable(lib, { __index = function(_, key)
+  if key == "ssl" or key == "crypto" then
+    declare_all()
+    rawset(lib, "ssl", ssl)
+    rawset(lib, "crypto", crypto)
+    return rawget(lib, key)
+  elseif (key == "shim" or key == "shim_info") and not shim_looked then
+    shim_looked = true
+    local clib, info = find_shim()
+    rawset(lib, "shim", clib)
+    rawset(lib, "shim_info", info)
+    return rawget(lib, key)
+  end
+end })
 
 return lib

@@ -10,9 +10,16 @@
 -- ("peer", {"peer"}, {"client_once", "peer"}, ...) checks the name.
 
 local ssl = require "ssl"
-local core = require "ssl.core"
-local context = require "ssl.context"
-local policy = require "ljssl.engine.policy"
+
+-- The engine is loaded by the first context or handshake, not by
+-- `require "ssl.https"`.
+local core, context, policy
+local function engine()
+  core = require "ssl.core"
+  context = require "ssl.context"
+  policy = require "ljssl.engine.policy"
+  engine = function() end
+end
 
 local client = {}
 
@@ -31,6 +38,7 @@ end
 -- the system store when the context verifies and params name no CA of their
 -- own.  ctx, or nil and a reason.
 function client.context(params)
+  engine()
   local ctx, err = ssl.newcontext(params)
   if not ctx then return nil, err end
   local ok, why = policy.context(context.state[ctx].engine,
@@ -46,6 +54,7 @@ end
 -- connection is closed (with its socket or transport); a failed wrap leaves
 -- sock to the caller.
 function client.handshake(sock, ctx, host, timeout)
+  engine()
   local conn, err = ssl.wrap(sock, ctx)
   if not conn then return nil, err end
   local ok

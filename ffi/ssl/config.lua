@@ -1,13 +1,12 @@
 -- ssl.config — LuaSec's description of what this build supports: option and
 -- protocol names, algorithms, curves, capabilities.  Loadable on its own
--- (LuaSec's crashes when loaded before ssl.context).
+-- (LuaSec's crashes when loaded before ssl.context).  `options` and `curves`
+-- are filled in on first access, so that `require "ssl"` does not load the
+-- engine for them.
 
 local lib = require "ljssl.lib"
-local context = require "ssl.context"
-local engine = require "ljssl.engine.context"
 
 local config = {
-  options = {},
   protocols = { tlsv1 = true, tlsv1_1 = true, tlsv1_2 = true, tlsv1_3 = true },
   algorithms = { ec = true },
   capabilities = {
@@ -15,8 +14,6 @@ local config = {
     dane = { no_ee_namechecks = true },
   },
 }
-
-for name in pairs(context.OPTIONS) do config.options[name] = true end
 
 -- Group names OpenSSL accepts for `curve`/`curveslist`, found by asking it;
 -- computed on first use, since few programs look.
@@ -29,9 +26,15 @@ local CANDIDATES = {
 }
 
 setmetatable(config, { __index = function(t, k)
+  if k == "options" then
+    local options = {}
+    for name in pairs(require("ssl.context").OPTIONS) do options[name] = true end
+    rawset(t, "options", options)
+    return options
+  end
   if k ~= "curves" then return nil end
   local curves = {}
-  local probe = engine.new("any")
+  local probe = require("ljssl.engine.context").new("any")
   for _, name in ipairs(CANDIDATES) do
     if probe and probe:set_groups(name) then curves[name] = true end
   end

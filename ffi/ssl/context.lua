@@ -153,7 +153,7 @@ end
 
 -- LuaSec's option names, from the installed headers: SSL_OP_X -> "x".
 local OPTIONS = {}
-for name, value in pairs(K) do
+for name, value in pairs(require("cdefs.ssl").const) do
   if name:match("^SSL_OP_") and name ~= "SSL_OP_BIT" then
     OPTIONS[name:sub(8):lower()] = value
   end

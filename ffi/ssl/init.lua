@@ -2,17 +2,26 @@
 -- (newcontext, wrap, loadcertificate, config), on the shared TLS engine.
 -- Deliberate differences from LuaSec are listed in docs/luasec.md.
 
-local core = require "ssl.core"
-local context = require "ssl.context"
-local config = require "ssl.config"
 local lib = require "ljssl.lib"
-local args = require "ljssl.engine.args"
-local policy = require "ljssl.engine.policy"
+local config = require "ssl.config"
 
 local unpack = table.unpack or unpack
 
--- Certificates and the system store are loaded on first use: most programs
--- never call them, and `require "ssl"` should cost no more than LuaSec's.
+-- `require "ssl"` costs no more than LuaSec's: it loads OpenSSL and reads its
+-- version, and nothing else.  The engine (ssl.core, ssl.context and what they
+-- need) is loaded by the first function that uses it; certificates and the
+-- system store by their own first use, since most programs never call them.
+local core, context, args, policy
+local info
+local function engine()
+  context = require "ssl.context"
+  core = require "ssl.core"
+  args = require "ljssl.engine.args"
+  policy = require "ljssl.engine.policy"
+  core.setmethod("info", info)
+  engine = function() end
+end
+
 local function on_first_use(module, name)
   return function(...) return require(module)[name](...) end
 end
@@ -90,6 +99,7 @@ end
 
 -- LuaSec's newcontext: each key applied in LuaSec 1.3.2's order.
 local function newcontext(cfg)
+  engine()
   if type(cfg) ~= "table" then args.error(1, "newcontext", "table expected, got " .. type(cfg)) end
   local ctx, msg = context.create(cfg.protocol)
   if not ctx then return nil, msg end
@@ -199,6 +209,7 @@ end
 -- With params, `hostname` (not a LuaSec key) sets SNI and makes the handshake
 -- check the peer's certificate against that name.
 local function wrap(sock, cfg)
+  engine()
   local kind = type(sock)
   if kind ~= "table" and kind ~= "userdata" then
     args.error(1, "wrap", "socket or transport expected, got " .. kind)
@@ -238,6 +249,7 @@ end
 
 -- Loads the system trust store into a context made by newcontext.
 local function use_system_ca(ctx)
+  engine()
   return require("ljssl.engine.trust").load(context.check(ctx, "use_system_ca").engine)
 end
 
@@ -245,6 +257,7 @@ end
 -- against the system CA store (unless flags give cafile/capath) and the host
 -- name, unless flags.verify says "none".  Returns conn, sock or nil, reason.
 local function connect(host, port, flags)
+  engine()
   host = args.string(host, 1, "connect")
   port = args.number(port, 2, "connect")
   if flags ~= nil and type(flags) ~= "table" then args.error(3, "connect", "table expected") end
@@ -266,7 +279,7 @@ local function connect(host, port, flags)
 end
 
 -- conn:info([field]), as LuaSec's ssl.lua builds it from ssl.core.
-local function info(conn, field)
+function info(conn, field)
   core.check(conn, "info")
   local comp, err = core.compression(conn)
   if err then return comp, err end
@@ -283,12 +296,12 @@ local function info(conn, field)
   if field then return t[field] end
   return next(t) and t
 end
-core.setmethod("info", info)
 
 return {
   -- the LuaSec API level first, so version checks that parse it keep working
   _VERSION = "1.3.2 (ljssl 0.1 on " .. lib.version_text .. ")",
-  _COPYRIGHT = core.copyright(),
+  -- ssl.core's copyright() (spec/startup_spec.lua checks that they agree)
+  _COPYRIGHT = "ljssl - TLS for LuaJIT through the FFI, implementing the LuaSec 1.3.2 API",
   config = config,
   loadcertificate = on_first_use("ssl.x509", "load"),
   newcontext = newcontext,
@@ -301,6 +314,6 @@ return {
   get_system_ca = on_first_use("ljssl.engine.trust", "get"),
   set_system_ca = on_first_use("ljssl.engine.trust", "set"),
   use_system_ca = use_system_ca,
-  rawcontext = context.rawcontext,
-  rawconnection = core.rawconnection,
+  rawcontext = function(...) engine(); return context.rawcontext(...) end,
+  rawconnection = function(...) engine(); return core.rawconnection(...) end,
 }
