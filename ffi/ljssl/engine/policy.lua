@@ -16,7 +16,6 @@
 local bit = require "bit"
 local lib = require "ljssl.lib"
 local names = require "ljssl.engine.names"
-local trust = require "ljssl.engine.trust"
 
 local C, K = lib.ssl, lib.K
 
@@ -58,7 +57,7 @@ function policy.trust(e, w)
   local system = w.system
   if system == nil then system = not (w.cafile or w.capath or w.ca_pem) end
   if system then
-    ok, err = trust.load(e)
+    ok, err = require("ljssl.engine.trust").load(e)   -- the system store: on first use
     if not ok then return nil, err, "system" end
   end
   return true
