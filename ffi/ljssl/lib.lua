@@ -29,10 +29,12 @@ local areas = {
 
 local lib = {}
 
--- Generated constants of every area, in one table.  Until every area is
--- declared, a name is looked up in the areas declared so far and kept; a name
--- none of them has declares the rest first.  Once every area is declared K is
--- a plain table holding all of them (pairs sees every constant).
+-- Generated constants of every area, in one table.  A name is looked up in
+-- the areas on its first use and kept (copying a thousand constants up front
+-- would cost more than the lookups a program makes); a name none of the
+-- declared areas has declares the rest first.  So K.NAME always answers, but
+-- pairs(K) sees only the names used so far: iterate an area's `const`
+-- (require("cdefs.ssl").const) to list constants.
 local K = {}
 local all_declared = false
 local function declare_all()
@@ -41,19 +43,21 @@ local function declare_all()
   for _, name in ipairs(AREAS) do
     areas[name] = areas[name] or require("cdefs." .. name)
   end
-  setmetatable(K, nil)
-  for _, name in ipairs(AREAS) do
-    for k, value in pairs(areas[name].const) do K[k] = value end
+end
+local function find_const(name)
+  for _, area in ipairs(AREAS) do
+    local a = areas[area]
+    local value = a and a.const[name]
+    if value ~= nil then return value end
   end
 end
 setmetatable(K, { __index = function(_, name)
-  local value = areas.err.const[name]
-  if value == nil then value = areas.libc.const[name] end
-  if value == nil then
+  local value = find_const(name)
+  if value == nil and not all_declared then
     declare_all()
-    return rawget(K, name)
+    value = find_const(name)
   end
-  rawset(K, name, value)
+  if value ~= nil then rawset(K, name, value) end
   return value
 end })
 lib.K = K
