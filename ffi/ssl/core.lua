@@ -43,11 +43,11 @@ local methods, check = class.methods, class.check
 core.methods = methods
 core.check = check
 
--- Closes the fd when the connection is collected without close().
-local fdbox_type = ffi.typeof("int[1]")
-local function close_fdbox(box)
-  fdlib.close(box[0])
-end
+-- An idle connection's Lua side is kept small: a connection's state table
+-- holds at most 16 keys in the common case (LuaJIT sizes a table's hash part
+-- in powers of two, 24 bytes a slot), and what only transports, timeouts or
+-- SNI need is added by them.  The GC's pace follows the live heap, so each
+-- byte kept per connection costs about two of resident memory.
 
 function core.create(ctx)
   local cst = contexts.state[ctx]
@@ -57,21 +57,20 @@ function core.create(ctx)
   if not s then return nil, ("error creating SSL object (%s)"):format(err) end
   lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)
   return class.new({
-    s = s, ctx = ctx, fd = -1, fdbox = ffi.gc(fdbox_type(-1), close_fdbox),
-    state = NEW, buf = nil, first = 0, last = 0, waited = false,
-    block = -1, total = -1, start = 0,
-    received = 0, sent = 0, birthday = fdlib.now(),
-    anchors = {},
+    s = s, ctx = ctx, fd = -1, state = NEW, first = 0, last = 0, waited = false,
+    block = -1, total = -1, received = 0, sent = 0, birthday = fdlib.now(),
   }, s.ptr)
 end
 
+-- The fd belongs to the SSL's socket BIO (BIO_CLOSE): SSL_free closes it, in
+-- close() or when a connection dropped without close() is collected.
 function core.setfd(conn, fd)
   local st = check(conn, "setfd")
   fd = args.integer(fd, 2, "setfd", core.SOCKET_INVALID, args.INT_MAX)
   if st.state ~= NEW then args.error(1, "setfd", "invalid SSL object state") end
   fdlib.set_blocking(fd, false)
-  st.s:set_fd(fd)
-  st.fd, st.fdbox[0] = fd, fd
+  if st.s:set_fd(fd) and fd >= 0 then crypto.BIO_ctrl(C.SSL_get_rbio(st.s.ptr), K.BIO_CTRL_SET_CLOSE, K.BIO_CLOSE, nil) end
+  st.fd = fd
   return true
 end
 methods.setfd = core.setfd
@@ -203,8 +202,22 @@ end
 -- and the JIT then leaves the whole round trip to the interpreter.  The
 -- loops live in *_slow functions reached only when the fast case fails.
 
+-- OpenSSL 3.0 keeps a connection's 16 KiB record buffer when one SSL_read
+-- has processed post-handshake messages (the TLS 1.3 NewSessionTickets) and
+-- then application data, even with SSL_MODE_RELEASE_BUFFERS, and later reads
+-- that find nothing do not release it either.  The tickets come before the
+-- first data, so the first read after the handshake hands the buffer back
+-- (SSL_free_buffers keeps it when OpenSSL still holds unread bytes).  The
+-- first read is the one that finds `received` still 0.
+pcall(ffi.cdef, "int SSL_free_buffers(SSL *ssl);")
+local function settle(st)
+  local s = st.s
+  if not s:has_pending() then C.SSL_free_buffers(s.ptr) end
+end
+
 local function filled(st, n)
   st.first, st.last = 0, n
+  if st.received == 0 then settle(st) end
   st.received = st.received + n
   if st.transport and st.s:outgoing() > 0 then flush_out(st) end
   return nil
@@ -499,8 +512,7 @@ function methods.close(conn)
   st.state = CLOSED_STATE
   st.s:free()
   if st.transport and type(st.transport.close) == "function" then st.transport:close() end
-  fdlib.close(st.fd)
-  st.fd, st.fdbox[0] = -1, -1
+  st.fd = -1                  -- closed by SSL_free: its socket BIO owns the fd
   st.first, st.last = 0, 0
 end
 
@@ -670,6 +682,7 @@ function methods.sni(conn, arg, strict)
     if type(name) ~= "string" or not cst then args.error(2, "sni", "invalid SNI map") end
     map[name] = cst.engine.ptr
     ctxs[#ctxs + 1] = cst.engine.ptr
+    st.anchors = st.anchors or {}
     st.anchors[#st.anchors + 1] = ctx
   end
   cb.set_sni(st.s.ptr, ctxs, map, strict)
