@@ -134,6 +134,12 @@ local function build(cfg, server, kp)
   e:set_protocols(min or 0, max or 0)
   e:set_options(no)
   e:clear_mode(K.SSL_MODE_AUTO_RETRY)
+  -- OpenSSL's record buffers (32 KiB) only while a record is in flight: a
+  -- closed connection keeps its SSL until the collector finds it (libtls
+  -- frees at tls_free), and the collector does not see OpenSSL's memory, so
+  -- closed connections piled up holding their buffers (spec/load_spec.lua).
+  -- Set on the context, every session made from it inherits it.
+  e:set_mode(K.SSL_MODE_RELEASE_BUFFERS)
   e:set_session_cache_mode(K.SSL_SESS_CACHE_OFF)
   e:set_options(K.SSL_OP_NO_TICKET)
   if not e:set_cipher_list(cfg.ciphers) then return nil, "failed to set ciphers" end
@@ -274,7 +280,34 @@ local function set_session_cache(cst, pem, sess)
   if old and old.sess ~= sess then C.SSL_SESSION_free(ffi.gc(old.sess, nil)) end
 end
 
--- Reads the client's saved session (PEM) from its session fd, if any.
+-- A session from its PEM bytes (an owned SSL_SESSION *), or nil.  The engine
+-- hands sessions over and takes them back (Session:resumable_session,
+-- offer_session); their file form is the face's.
+local function session_from_pem(buf, size)
+  local bio = crypto.BIO_new_mem_buf(buf, size)
+  if bio == nil then lib.clear_errors(); return nil end
+  local sess = lib.check(nil, C.PEM_read_bio_SSL_SESSION, bio, nil, nil, nil)
+  crypto.BIO_free(bio)
+  return sess and ffi.gc(sess, C.SSL_SESSION_free)
+end
+
+local mem_data = ffi.new("char *[1]")
+
+-- The PEM form of `sess`, or nil.
+local function session_to_pem(sess)
+  local bio = crypto.BIO_new(crypto.BIO_s_mem())
+  if bio == nil then lib.clear_errors(); return nil end
+  local pem
+  if lib.check(nil, C.PEM_write_bio_SSL_SESSION, bio, sess) then
+    local n = tonumber(lib.BIO_get_mem_data(bio, mem_data))
+    pem = ffi_string(mem_data[0], n)
+  end
+  crypto.BIO_free(bio)
+  return pem
+end
+
+-- Reads the client's saved session (PEM) from its session fd, if any, and
+-- offers it for resumption.
 local function load_session(st, cst)
   local fd = cst.session_fd
   if fd == -1 then return end
@@ -286,27 +319,13 @@ local function load_session(st, cst)
   if libc.pread(fd, file_buf, size, 0) ~= size then return end
   local pem = ffi_string(file_buf, size)
   local cached = cst.session_cache
-  lib.clear_errors()
-  if cached and cached.pem == pem then
-    C.SSL_set_session(st.s.ptr, cached.sess)
-    lib.clear_errors()
-    return
+  if not (cached and cached.pem == pem) then
+    local sess = session_from_pem(file_buf, size)
+    set_session_cache(cst, sess and pem, sess)      -- the cache's reference
+    cached = cst.session_cache
   end
-  local bio = crypto.BIO_new_mem_buf(file_buf, size)
-  if bio == nil then lib.clear_errors(); return end
-  local sess = C.PEM_read_bio_SSL_SESSION(bio, nil, nil, nil)
-  crypto.BIO_free(bio)
-  if sess ~= nil then
-    sess = ffi.gc(sess, C.SSL_SESSION_free)      -- the cache's reference
-    set_session_cache(cst, pem, sess)
-    C.SSL_set_session(st.s.ptr, sess)            -- takes a reference of its own
-  else
-    set_session_cache(cst, nil)
-  end
-  lib.clear_errors()
+  if cached then st.s:offer_session(cached.sess) end  -- the SSL takes one of its own
 end
-
-local mem_data = ffi.new("char *[1]")
 
 -- Writes the client's session to its session fd once it can be resumed (in TLS
 -- 1.3 that is after the server's ticket, which arrives after the handshake).
@@ -315,26 +334,16 @@ local mem_data = ffi.new("char *[1]")
 local function save_session(st)
   local cst = config.state[st.cfg]
   if st.kind ~= "client" or cst.session_fd == -1 or st.session_saved then return end
-  lib.clear_errors()
-  local sess = C.SSL_get1_session(st.s.ptr)
-  if sess == nil then return end
-  sess = ffi.gc(sess, C.SSL_SESSION_free)         -- our reference; the cache may keep it
-  if C.SSL_SESSION_is_resumable(sess) == 1 then
-    local bio = crypto.BIO_new(crypto.BIO_s_mem())
-    if bio ~= nil and C.PEM_write_bio_SSL_SESSION(bio, sess) == 1 then
-      local n = tonumber(lib.BIO_get_mem_data(bio, mem_data))
-      if libc.ftruncate(cst.session_fd, 0) == 0 and libc.pwrite(cst.session_fd, mem_data[0], n, 0) == n then
-        st.session_saved = true
-        set_session_cache(cst, ffi_string(mem_data[0], n), sess)
-        sess = nil                   -- the cache's reference now
-      else
-        set_session_cache(cst, nil)  -- the file's contents are unknown now
-      end
-    end
-    if bio ~= nil then crypto.BIO_free(bio) end
+  local sess = st.s:resumable_session()
+  if not sess then return end
+  local pem = session_to_pem(sess)
+  if not pem then return end
+  if libc.ftruncate(cst.session_fd, 0) == 0 and libc.pwrite(cst.session_fd, pem, #pem, 0) == #pem then
+    st.session_saved = true
+    set_session_cache(cst, pem, sess)
+  else
+    set_session_cache(cst, nil)  -- the file's contents are unknown now
   end
-  if sess then C.SSL_SESSION_free(ffi.gc(sess, nil)) end
-  lib.clear_errors()
 end
 
 function methods.connect_fds(ctx, fdr, fdw, servername)
@@ -353,7 +362,6 @@ function methods.connect_fds(ctx, fdr, fdw, servername)
   if not e then return false, fail(st, "connect_fds", err) end
   local s = session.new(e, false)
   if not s then return false, fail(st, "connect_fds", "ssl connection failure") end
-  lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)   -- see accept_fds
   s:set_fds(fdr, fdw)
   -- SNI by the engine's policy (never for IP literals); the name itself is
   -- checked after the handshake (try_handshake), as libtls does, so that a
@@ -363,7 +371,8 @@ function methods.connect_fds(ctx, fdr, fdw, servername)
   end
   st.engine, st.s, st.servername, st.fd = e, s, servername, fdr
   st.state = { connected = true }
-  lib.SSL_set_tlsext_status_type(s.ptr, K.TLSEXT_STATUSTYPE_ocsp)
+  -- ask for the server's OCSP staple (no engine answer yet: the SSL itself)
+  lib.SSL_set_tlsext_status_type(s:raw(), K.TLSEXT_STATUSTYPE_ocsp)
   load_session(st, cst)
   return true
 end
@@ -435,16 +444,13 @@ function methods.accept_fds(ctx, fdr, fdw)
   local cs = class.state[conn]
   local s = session.new(st.engine, true)
   if not s then return nil, fail(st, "accept_fds", "ssl failure") end
-  -- OpenSSL's record buffers (32 KiB) only while a record is in flight: a
-  -- closed connection keeps its SSL until the collector finds it (libtls
-  -- frees at tls_free), and the collector does not see OpenSSL's memory, so
-  -- closed connections piled up holding their buffers (spec/load_spec.lua)
-  lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)
   s:set_fds(fdr, fdw)
   if #st.sni > 0 then
+    -- the extra keypairs' contexts, chosen by their certificates' names (the
+    -- engine's SNI takes the SSL and SSL_CTX pointers)
     local all, ptrs = { st.engine.ptr }, {}
     for _, e in ipairs(st.sni) do all[#all + 1] = e.ptr; ptrs[#ptrs + 1] = e.ptr end
-    cb.set_sni(s.ptr, all, {}, false, ptrs)
+    cb.set_sni(s:raw(), all, {}, false, ptrs)
   end
   cs.engine, cs.s, cs.fd, cs.server_ctx = st.engine, s, fdr, ctx
   cs.state = { connected = true }
@@ -466,20 +472,19 @@ local staple_out = ffi.new("unsigned char *[1]")
 -- A client's check of the server's stapled OCSP response, after the handshake
 -- (libtls does it from a callback during the handshake).  Without a staple the
 -- OCSP setup still runs, and its complaint is kept as the context's error.
-local function check_staple(st, cst)
-  local len = lib.SSL_get_tlsext_status_ocsp_resp(st.s.ptr, staple_out)
+local function check_staple(st, cst, peer)
+  -- the staple (no engine answer yet: the SSL itself)
+  local len = lib.SSL_get_tlsext_status_ocsp_resp(st.s:raw(), staple_out)
+  if len <= 0 and cst.ocsp_require_stapling then return false, "no stapled OCSP response provided" end
+  local err
+  st.ocsp, err = ocsp.setup(st.s, peer)
   if len <= 0 then
-    if cst.ocsp_require_stapling then return false, "no stapled OCSP response provided" end
-    local err
-    st.ocsp, err = ocsp.setup(st.s.ptr)
     if not st.ocsp then st.error = err end
     return true
   end
-  local err
-  st.ocsp, err = ocsp.setup(st.s.ptr)
   if not st.ocsp then return false, err end
   if not cst.verify_cert or not cst.verify_time then return true end
-  return ocsp.process(st.ocsp, ffi_string(staple_out[0], len), st.engine.ptr)
+  return ocsp.process(st.ocsp, ffi_string(staple_out[0], len), st.engine)
 end
 
 -- libtls's handshake step: true, or nil and WANT_POLLIN/OUT, or false and a message.
@@ -489,18 +494,20 @@ local function try_handshake(st, op)
   if status == DONE then
     st.state.need_shutdown = true
     local cst = config.state[st.cfg]
+    -- the peer's certificate, as libtls keeps it for the getters
+    local peer = s:peer_certificate()
+    st.peer = peer
     if st.kind == "client" then
-      local ok, err = check_staple(st, cst)
+      local ok, err = check_staple(st, cst, peer)
       if not ok then return false, err end
     else
       -- as libtls: the peer's OCSP details are looked up on servers too
       local err
-      st.ocsp, err = ocsp.setup(s.ptr)
+      st.ocsp, err = ocsp.setup(s, peer)
       if not st.ocsp then st.error = err end
     end
     if st.kind == "client" and cst.verify_name then
-      local peer = C.SSL_get0_peer_certificate(s.ptr)
-      if peer == nil or not names.check(peer, st.servername) then
+      if not peer or not names.check(peer, st.servername) then
         return false, ("name `%s' not present in server certificate"):format(st.servername)
       end
     end
@@ -513,9 +520,8 @@ local function try_handshake(st, op)
   if status == WANT_READ then return nil, WANT_POLLIN end
   if status == WANT_WRITE then return nil, WANT_POLLOUT end
   if msg == "certificate verify failed" then
-    local result = tonumber(C.SSL_get_verify_result(s.ptr))
-    return false, "certificate verification failed: " ..
-      ffi_string(crypto.X509_verify_cert_error_string(result))
+    local _, text = s:verify_result()
+    return false, "certificate verification failed: " .. text
   end
   if status == EOF and not line then return false, op .. " failed: unexpected EOF" end
   return false, op .. " failed: " .. (line or msg or "unknown error")
@@ -680,7 +686,7 @@ function methods.reset(ctx)
   local st = check(ctx, "reset")
   if st.owned and st.fd >= 0 then libc.close(st.fd) end
   if st.s then st.s:free() end
-  st.s, st.fd, st.owned, st.error, st.servername, st.ocsp = nil, -1, false, nil, nil, nil
+  st.s, st.fd, st.owned, st.error, st.servername, st.ocsp, st.peer = nil, -1, false, nil, nil, nil, nil
   st.state = {}
   if st.kind ~= "server" then st.engine = nil end
 end
@@ -688,14 +694,12 @@ end
 -- Information --------------------------------------------------------------------------------
 
 local function done(st)
-  return st.s and st.s.ptr ~= nil and st.state.handshake_done
+  return st.s and st.state.handshake_done
 end
 
+-- The peer's certificate (kept from the handshake), or nil.
 local function peer_cert(st)
-  if not done(st) then return nil end
-  local p = C.SSL_get0_peer_certificate(st.s.ptr)
-  if p == nil then return nil end
-  return p
+  return done(st) and st.peer or nil
 end
 
 function methods.peer_cert_provided(ctx)
@@ -770,10 +774,9 @@ function methods.peer_cert_chain_pem(ctx)
   local p = peer_cert(st)
   if not p then return nil, fail(st, "peer_cert_chain_pem", "no peer certificate") end
   local parts = { pem_of(p) }
-  local chain = C.SSL_get_peer_cert_chain(st.s.ptr)
-  for i = 0, lib.sk_X509_num(chain) - 1 do
-    local x = lib.sk_X509_value(chain, i)
-    if crypto.X509_cmp(x, p) ~= 0 then parts[#parts + 1] = pem_of(x) end
+  local chain = st.s:peer_chain()          -- leaf first on both sides
+  for i = 2, #chain do
+    if crypto.X509_cmp(chain[i], p) ~= 0 then parts[#parts + 1] = pem_of(chain[i]) end
   end
   return table.concat(parts)
 end
@@ -781,45 +784,38 @@ end
 function methods.conn_version(ctx)
   local st = check(ctx, "conn_version")
   if not done(st) then return end
-  return ffi_string(C.SSL_get_version(st.s.ptr))
+  return st.s:protocol()
 end
 
 function methods.conn_cipher(ctx)
   local st = check(ctx, "conn_cipher")
   if not done(st) then return end
-  local c = C.SSL_get_current_cipher(st.s.ptr)
-  return c ~= nil and ffi_string(C.SSL_CIPHER_get_name(c)) or nil
+  return (st.s:cipher())
 end
 
 function methods.conn_cipher_strength(ctx)
   local st = check(ctx, "conn_cipher_strength")
   if not done(st) then return 0 end
-  local c = C.SSL_get_current_cipher(st.s.ptr)
-  return c ~= nil and C.SSL_CIPHER_get_bits(c, nil) or 0
+  local _, bits = st.s:cipher()
+  return bits or 0
 end
-
-local alpn_data = ffi.new("const unsigned char *[1]")
-local alpn_len = ffi.new("unsigned int[1]")
 
 function methods.conn_alpn_selected(ctx)
   local st = check(ctx, "conn_alpn_selected")
   if not done(st) then return end
-  C.SSL_get0_alpn_selected(st.s.ptr, alpn_data, alpn_len)
-  if alpn_data[0] == nil or alpn_len[0] == 0 then return end
-  return ffi_string(alpn_data[0], alpn_len[0])
+  return st.s:alpn()
 end
 
+-- A client's is the name it was given; a server's the one its client asked for.
 function methods.conn_servername(ctx)
   local st = check(ctx, "conn_servername")
   if st.kind == "client" then return st.servername end
-  if not st.s or st.s.ptr == nil then return end
-  local name = C.SSL_get_servername(st.s.ptr, K.TLSEXT_NAMETYPE_host_name)
-  return name ~= nil and ffi_string(name) or nil
+  return st.s and st.s:servername() or nil
 end
 
 function methods.conn_session_resumed(ctx)
   local st = check(ctx, "conn_session_resumed")
-  return done(st) and C.SSL_session_reused(st.s.ptr) == 1 or false
+  return done(st) and st.s:reused() or false
 end
 
 -- OCSP ---------------------------------------------------------------------------------------
@@ -831,11 +827,11 @@ function methods.ocsp_process_response(ctx, der)
   if not done(st) then return false, E.new("ocsp_process_response", nil) end
   local err
   if not st.ocsp then
-    st.ocsp, err = ocsp.setup(st.s.ptr)
+    st.ocsp, err = ocsp.setup(st.s, st.peer)
     if not st.ocsp then return false, fail(st, "ocsp_process_response", err) end
   end
   local ok
-  ok, err = ocsp.process(st.ocsp, der, st.engine.ptr)
+  ok, err = ocsp.process(st.ocsp, der, st.engine)
   if not ok then return false, fail(st, "ocsp_process_response", err) end
   return true
 end

@@ -15,54 +15,69 @@ local JITTER_SEC, MAXAGE_SEC = 60, 14 * 24 * 60 * 60
 local epoch_time
 local pday, psec = ffi.new("int[1]"), ffi.new("int[1]")
 
+local check = lib.check
+
 -- An ASN1_TIME (or GENERALIZEDTIME) as seconds since 1970, or -1.
 function ocsp.epoch(t)
   if t == nil then return -1 end
   epoch_time = epoch_time or ffi.gc(crypto.ASN1_TIME_set(nil, 0), crypto.ASN1_TIME_free)
-  if crypto.ASN1_TIME_diff(pday, psec, epoch_time, ffi.cast("const ASN1_TIME *", t)) ~= 1 then
-    lib.clear_errors()
+  if not check(nil, crypto.ASN1_TIME_diff, pday, psec, epoch_time, ffi.cast("const ASN1_TIME *", t)) then
     return -1
   end
   return pday[0] * 86400 + psec[0]
 end
 
--- The peer's certificate and OCSP URL after a handshake:
--- { cert = X509* (ours), chain = the peer's chain (borrowed from ssl), url = "..." },
--- or nil and libtls's message.
-function ocsp.setup(ssl)
-  local cert = C.SSL_get1_peer_certificate(ssl)
-  if cert == nil then return nil, "no peer certificate for OCSP" end
-  ffi.gc(cert, crypto.X509_free)
-  local urls = crypto.X509_get1_ocsp(cert)
-  if urls == nil then
-    lib.clear_errors()
-    return nil, "no OCSP URLs in peer certificate"
-  end
+-- The peer's OCSP details after a handshake of engine session `s` (`cert`, the
+-- peer's certificate from s:peer_certificate(), when the caller has it):
+-- { cert = X509 * (owned), session = s, url = "..." }, or nil and libtls's
+-- message.
+function ocsp.setup(s, cert)
+  cert = cert or s:peer_certificate()
+  if not cert then return nil, "no peer certificate for OCSP" end
+  local urls = check(nil, crypto.X509_get1_ocsp, cert)
+  if not urls then return nil, "no OCSP URLs in peer certificate" end
   local first = crypto.OPENSSL_sk_value(ffi.cast("OPENSSL_STACK *", urls), 0)
   local url = first ~= nil and ffi_string(ffi.cast("const char *", first)) or nil
   crypto.X509_email_free(urls)
   if not url then return nil, "no OCSP URLs in peer certificate" end
-  return { cert = cert, chain = C.SSL_get_peer_cert_chain(ssl), ssl = ssl, url = url }
+  return { cert = cert, session = s, url = url }
 end
 
 local function cstr(p) return p ~= nil and ffi_string(p) or nil end
 
+local x509_stack = ffi.typeof("struct stack_st_X509 *")
+
+-- The certificates the peer sent, as the STACK_OF(X509) OCSP wants (what
+-- SSL_get_peer_cert_chain holds: a server's lacks the client's leaf).  The
+-- stack borrows them from the engine's list; `state` keeps both.
+local function peer_stack(state)
+  local s = state.session
+  local list = s:peer_chain()
+  local sk = crypto.OPENSSL_sk_new_null()
+  if sk == nil then return nil end
+  ffi.gc(sk, crypto.OPENSSL_sk_free)
+  for i = s.server and 2 or 1, #list do
+    if crypto.OPENSSL_sk_push(sk, list[i]) <= 0 then return nil end
+  end
+  state.chain_list, state.chain_stack = list, sk
+  return ffi.cast(x509_stack, sk)
+end
+
 -- The issuer's certificate id for the peer's certificate.
-local function cert_id(state, store)
+local function cert_id(state, chain, store)
   local cert = state.cert
-  local issuer = crypto.X509_find_by_subject(state.chain, crypto.X509_get_issuer_name(cert))
-  if issuer ~= nil then return crypto.OCSP_cert_to_id(nil, cert, issuer) end
+  local issuer = crypto.X509_find_by_subject(chain, crypto.X509_get_issuer_name(cert))
+  if issuer ~= nil then return check(nil, crypto.OCSP_cert_to_id, nil, cert, issuer) end
   local sctx = crypto.X509_STORE_CTX_new()
   if sctx == nil then return nil end
   local out = ffi.new("X509 *[1]")
   local id
-  if crypto.X509_STORE_CTX_init(sctx, store, cert, state.chain) == 1
-     and crypto.X509_STORE_CTX_get1_issuer(out, sctx, cert) == 1 then
-    id = crypto.OCSP_cert_to_id(nil, cert, out[0])
+  if check(nil, crypto.X509_STORE_CTX_init, sctx, store, cert, chain)
+     and check(nil, crypto.X509_STORE_CTX_get1_issuer, out, sctx, cert) then
+    id = check(nil, crypto.OCSP_cert_to_id, nil, cert, out[0])
     crypto.X509_free(out[0])
   end
   crypto.X509_STORE_CTX_free(sctx)
-  lib.clear_errors()
   return id
 end
 
@@ -72,37 +87,33 @@ local revtime, thisupd, nextupd = ffi.new("ASN1_GENERALIZEDTIME *[1]"),
 local der_in = ffi.new("const unsigned char *[1]")
 
 -- Verifies a DER OCSP response for the peer in `state`, against the trust
--- store of `ssl_ctx`; fills state.result.  Returns true, or nil and libtls's
--- message ("ocsp verify failed: revoked cert - keyCompromise", ...).
-function ocsp.process(state, der, ssl_ctx)
+-- store of engine context `e`; fills state.result.  Returns true, or nil and
+-- libtls's message ("ocsp verify failed: revoked cert - keyCompromise", ...).
+function ocsp.process(state, der, e)
   der_in[0] = ffi.cast("const unsigned char *", der)
-  local resp = crypto.d2i_OCSP_RESPONSE(nil, der_in, #der)
-  if resp == nil then
-    lib.clear_errors()
-    return nil, "unable to parse OCSP response"
-  end
+  local resp = check(nil, crypto.d2i_OCSP_RESPONSE, nil, der_in, #der)
+  if not resp then return nil, "unable to parse OCSP response" end
   ffi.gc(resp, crypto.OCSP_RESPONSE_free)
-  local br = crypto.OCSP_response_get1_basic(resp)
-  if br == nil then lib.clear_errors(); return nil, "cannot load ocsp reply" end
+  local br = check(nil, crypto.OCSP_response_get1_basic, resp)
+  if not br then return nil, "cannot load ocsp reply" end
   ffi.gc(br, crypto.OCSP_BASICRESP_free)
-  local store = C.SSL_CTX_get_cert_store(ssl_ctx)
-  if crypto.OCSP_basic_verify(br, state.chain, store, K.OCSP_TRUSTOTHER) ~= 1 then
-    lib.clear_errors()
+  local chain = peer_stack(state)
+  if not chain then return nil, "ocsp verify failed" end
+  local store = C.SSL_CTX_get_cert_store(e.ptr)
+  if not check(nil, crypto.OCSP_basic_verify, br, chain, store, K.OCSP_TRUSTOTHER) then
     return nil, "ocsp verify failed"
   end
   local response_status = crypto.OCSP_response_status(resp)
   if response_status ~= K.OCSP_RESPONSE_STATUS_SUCCESSFUL then
     return nil, "ocsp verify failed: response - " .. cstr(crypto.OCSP_response_status_str(response_status))
   end
-  local id = cert_id(state, store)
+  local id = cert_id(state, chain, store)
   if id == nil then return nil, "ocsp verify failed: no issuer cert" end
   ffi.gc(id, crypto.OCSP_CERTID_free)
-  if crypto.OCSP_resp_find_status(br, id, status, reason, revtime, thisupd, nextupd) ~= 1 then
-    lib.clear_errors()
+  if not check(nil, crypto.OCSP_resp_find_status, br, id, status, reason, revtime, thisupd, nextupd) then
     return nil, "ocsp verify failed: no result for cert"
   end
-  if crypto.OCSP_check_validity(thisupd[0], nextupd[0], JITTER_SEC, MAXAGE_SEC) ~= 1 then
-    lib.clear_errors()
+  if not check(nil, crypto.OCSP_check_validity, thisupd[0], nextupd[0], JITTER_SEC, MAXAGE_SEC) then
     return nil, "ocsp verify failed: ocsp response not current"
   end
   local cert_status, crl_reason = status[0], reason[0]
