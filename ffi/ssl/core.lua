@@ -55,7 +55,6 @@ function core.create(ctx)
   if cst.mode ~= "client" and cst.mode ~= "server" then return nil, "invalid mode" end
   local s, err = session.new(cst.engine, cst.mode == "server")
   if not s then return nil, ("error creating SSL object (%s)"):format(err) end
-  lib.SSL_set_mode(s.ptr, K.SSL_MODE_RELEASE_BUFFERS)
   return class.new({
     s = s, ctx = ctx, fd = -1, state = NEW, first = 0, last = 0, waited = false,
     block = -1, total = -1, received = 0, sent = 0, birthday = fdlib.now(),
@@ -167,10 +166,34 @@ local function step_error(st, status, msg, errno, for_handshake)
   return msg
 end
 
+-- OpenSSL's record buffers ----------------------------------------------------------------
+-- The connection that did I/O last keeps OpenSSL's record buffers (16 KiB for
+-- reading, 16 KiB for writing); when another connection starts I/O, the
+-- previous one's are freed.  SSL_MODE_RELEASE_BUFFERS would free and allocate
+-- them around every record (about 1k instructions per request and reply, a
+-- sixth of what ljssl adds to OpenSSL's own work), and on OpenSSL 3.0 it
+-- still keeps the read buffer of a connection whose last SSL_read processed
+-- the TLS 1.3 session tickets and then data (16 KiB per idle connection).
+-- SSL_free_buffers is not called while OpenSSL holds bytes not yet returned
+-- (SSL_has_pending), which also keeps clear of CVE-2024-4741 on OpenSSL
+-- before 3.0.14.  The reference is weak: it never keeps a connection alive.
+pcall(ffi.cdef, "int SSL_free_buffers(SSL *ssl);")
+local recent = setmetatable({}, { __mode = "v" })
+
+local function switch_to(st)
+  local prev = recent[1]
+  recent[1] = st
+  if prev then
+    local p = prev.s.ptr
+    if p ~= nil and C.SSL_has_pending(p) == 0 then C.SSL_free_buffers(p) end
+  end
+end
+
 -- Handshake --------------------------------------------------------------------------------------
 
 local function handshake(st)
   markstart(st)
+  if recent[1] ~= st then switch_to(st) end
   local s = st.s
   while true do
     local status, msg, errno = s:handshake()
@@ -202,22 +225,8 @@ end
 -- and the JIT then leaves the whole round trip to the interpreter.  The
 -- loops live in *_slow functions reached only when the fast case fails.
 
--- OpenSSL 3.0 keeps a connection's 16 KiB record buffer when one SSL_read
--- has processed post-handshake messages (the TLS 1.3 NewSessionTickets) and
--- then application data, even with SSL_MODE_RELEASE_BUFFERS, and later reads
--- that find nothing do not release it either.  The tickets come before the
--- first data, so the first read after the handshake hands the buffer back
--- (SSL_free_buffers keeps it when OpenSSL still holds unread bytes).  The
--- first read is the one that finds `received` still 0.
-pcall(ffi.cdef, "int SSL_free_buffers(SSL *ssl);")
-local function settle(st)
-  local s = st.s
-  if not s:has_pending() then C.SSL_free_buffers(s.ptr) end
-end
-
 local function filled(st, n)
   st.first, st.last = 0, n
-  if st.received == 0 then settle(st) end
   st.received = st.received + n
   if st.transport and st.s:outgoing() > 0 then flush_out(st) end
   return nil
@@ -225,7 +234,7 @@ end
 
 -- Read buffers are lent to a connection only while it holds unread data, so
 -- an idle connection costs no 16 KiB buffer (OpenSSL's own record buffers are
--- released the same way, SSL_MODE_RELEASE_BUFFERS).  One is kept for reuse.
+-- given back after the reads, see above).  One is kept for reuse.
 local spare = nil
 
 local function lend_buffer(st)
@@ -257,21 +266,25 @@ local function fill_slow(st, n, msg, errno)
 end
 
 -- Refills the (empty) buffer with one record; returns nil or an error string.
--- Fast case: the record is there, or arrives after one wait.  When the last
--- record had to be waited for (request and reply), wait before reading: a read
--- that can only find nothing costs OpenSSL a buffer allocation and the error
--- queue a visit.  A wait that times out still lets the read try once.
+-- Fast case: the record is there, or arrives after one wait.  After a short
+-- record (request and reply) wait before reading: a read that can only find
+-- nothing costs OpenSSL SSL_get_error and the error queue a visit.  A full
+-- record means a stream, where the next one is usually there already: read
+-- first.  The choice depends on the record's size only, not on whether the
+-- last read found its record already there: that depends on timing, and a
+-- loop whose trace was recorded on one answer and then ran on the other
+-- left every round trip on a side trace (about 900 more instructions each).
+-- A wait that times out still lets the read try once.
 local function fill(st)
   if st.state ~= CONNECTED then return "closed" end
+  if recent[1] ~= st then switch_to(st) end
   local s = st.s
   if st.buf == nil then lend_buffer(st) end
   local prewait = st.waited and not st.transport and not s:has_pending()
   if prewait then fdlib.wait(st.fd, false, retry(st)) end
   local n, msg, errno = s:read(st.buf, BUFSIZE)
   if n > 0 then
-    -- a short record after a wait is request and reply: wait first again; a
-    -- full one is a stream, where the next record is usually there already
-    st.waited = prewait and n < BUFSIZE
+    st.waited = n < BUFSIZE
     return filled(st, n)
   end
   st.waited = true
@@ -471,6 +484,7 @@ function methods.send(conn, data, i, j)
     if st.state ~= CONNECTED then
       err = "closed"
     else
+      if recent[1] ~= st then switch_to(st) end
       local base = ffi_cast(cptr, data) + (first - 1)
       local count = last - first + 1
       local step = count
@@ -521,6 +535,7 @@ end
 function methods.shutdown(conn)
   local st = check(conn, "shutdown")
   if st.state ~= CONNECTED then return false, "closed" end
+  if recent[1] ~= st then switch_to(st) end
   local status, msg = st.s:shutdown()
   if st.transport then
     local err = flush_out(st)
