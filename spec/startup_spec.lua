@@ -18,7 +18,7 @@ local PROBE = [[
 for _, m in ipairs({ "ssl.core", "ssl.context", "ssl.x509", "ssl.client", "ljssl.engine.session",
                      "ljssl.engine.callbacks", "ljssl.engine.context", "ljssl.engine.trust",
                      "ljssl.engine.policy", "cdefs.ssl", "cdefs.x509", "cdefs.bio", "cdefs.ocsp",
-                     "cdefs.shim" }) do
+                     "cdefs.shim", "ssl.face", "ljssl.lib_more" }) do
   print(m, package.loaded[m] ~= nil)
 end
 ]]
@@ -33,7 +33,8 @@ describe("start-up", function()
     local out = child('local ssl = require "ssl"; assert(ssl._VERSION:find("OpenSSL 3", 1, true))\n' .. PROBE)
     for _, m in ipairs({ "ssl.core", "ssl.context", "ssl.x509", "ljssl.engine.session",
                          "ljssl.engine.callbacks", "ljssl.engine.trust", "cdefs.ssl",
-                         "cdefs.x509", "cdefs.bio", "cdefs.ocsp", "cdefs.shim" }) do
+                         "cdefs.x509", "cdefs.bio", "cdefs.ocsp", "cdefs.shim", "ssl.face",
+                         "ljssl.lib_more" }) do
       assert.is_false(loaded(out, m), m .. " loaded by require \"ssl\"\n" .. out)
     end
   end)
@@ -41,7 +42,8 @@ describe("start-up", function()
   it('require "ssl.https" does not load the engine either', function()
     local out = child('require "ssl"; require "ssl.https"\n' .. PROBE)
     assert.is_true(loaded(out, "ssl.client"), out)
-    for _, m in ipairs({ "ssl.core", "ssl.context", "ljssl.engine.session", "cdefs.ssl" }) do
+    for _, m in ipairs({ "ssl.core", "ssl.context", "ljssl.engine.session", "cdefs.ssl", "ssl.face",
+                         "ljssl.lib_more" }) do
       assert.is_false(loaded(out, m), m .. " loaded by require \"ssl.https\"\n" .. out)
     end
   end)
@@ -52,7 +54,7 @@ local ssl = require "ssl"
 local ctx = assert(ssl.newcontext({ mode = "client", protocol = "any" }))
 assert(type(require("ssl.core").methods.info) == "function")
 ]] .. PROBE)
-    for _, m in ipairs({ "ssl.core", "ssl.context", "ljssl.engine.callbacks", "cdefs.ssl" }) do
+    for _, m in ipairs({ "ssl.core", "ssl.context", "ljssl.engine.callbacks", "cdefs.ssl", "ssl.face" }) do
       assert.is_true(loaded(out, m), m .. " not loaded by newcontext\n" .. out)
     end
     assert.is_false(loaded(out, "ssl.x509"), out)
@@ -90,6 +92,19 @@ print("missing", lib.K.NO_SUCH_CONSTANT == nil)
     assert.truthy(out:find("SSL_OP_NO_TICKET\ttrue\ttrue", 1, true), out)
     assert.truthy(out:find("K\ttrue", 1, true), out)
     assert.truthy(out:find("missing\ttrue", 1, true), out)
+  end)
+
+  it("ljssl.lib parses its error, macro and callback helpers on first reach", function()
+    local out = child([[
+local lib = require "ljssl.lib"
+print("after lib", package.loaded["ljssl.lib_more"] ~= nil)
+print("check", type(lib.check), type(lib.SSL_CTX_set_mode), type(lib.password_cb),
+      package.loaded["ljssl.lib_more"] ~= nil, rawget(lib, "check") == lib.check)
+print("none", lib.no_such_helper == nil)
+]])
+    assert.truthy(out:find("after lib\tfalse", 1, true), out)
+    assert.truthy(out:find("check\tfunction\tfunction\tfunction\ttrue\ttrue", 1, true), out)
+    assert.truthy(out:find("none\ttrue", 1, true), out)
   end)
 
   it("lib.ssl declares every area", function()
