@@ -14,6 +14,7 @@ local lib = require "ljssl.lib"
 local engine = require "ljssl.engine.context"
 local session = require "ljssl.engine.session"
 local names = require "ljssl.engine.names"
+local x509 = require "ljssl.engine.cert"
 local policy = require "ljssl.engine.policy"
 local cb = require "ljssl.engine.callbacks"
 local fdlib = require "ljssl.engine.fd"
@@ -714,16 +715,30 @@ function methods.peer_cert_contains_name(ctx, name)
   return names.check(p, name)
 end
 
-local md = ffi.new("unsigned char[64]")
-local mdlen = ffi.new("unsigned int[1]")
-
-function methods.peer_cert_hash(ctx)
-  local p = peer_cert(check(ctx, "peer_cert_hash"))
-  if not p then return end
-  if crypto.X509_digest(p, crypto.EVP_sha256(), md, mdlen) ~= 1 then return end
-  return "SHA256:" .. ffi_string(md, mdlen[0]):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+-- The session, once the handshake is complete, or nil.
+local function live(st)
+  return done(st) and st.s or nil
 end
 
+-- Defines methods[name]: get(x), x being what of(st) gives (the peer's
+-- certificate, the session); `default` when there is none or get answers
+-- nil; no value for a nil default (as lua-libtls, which pushes nothing).
+local function getter(name, of, default, get)
+  methods[name] = function(ctx)
+    local x = of(check(ctx, name))
+    local v
+    if x then v = get(x) end
+    if v == nil then v = default end
+    if v ~= nil then return v end
+  end
+end
+
+local function hex(bytes)
+  return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+-- X509_NAME_oneline without a length limit, as libtls (ljssl.engine.cert's
+-- subject and issuer stop at 1023 bytes).
 local function oneline(name)
   local text = crypto.X509_NAME_oneline(name, nil, 0)
   if text == nil then return end
@@ -732,90 +747,41 @@ local function oneline(name)
   return out
 end
 
-function methods.peer_cert_subject(ctx)
-  local p = peer_cert(check(ctx, "peer_cert_subject"))
-  if not p then return end
-  return oneline(crypto.X509_get_subject_name(p))
-end
-
-function methods.peer_cert_issuer(ctx)
-  local p = peer_cert(check(ctx, "peer_cert_issuer"))
-  if not p then return end
-  return oneline(crypto.X509_get_issuer_name(p))
-end
-
 local epoch = ocsp.epoch
 
-function methods.peer_cert_notbefore(ctx)
-  local p = peer_cert(check(ctx, "peer_cert_notbefore"))
-  if not p then return -1 end
-  return epoch(crypto.X509_get0_notBefore(p))
-end
-
-function methods.peer_cert_notafter(ctx)
-  local p = peer_cert(check(ctx, "peer_cert_notafter"))
-  if not p then return -1 end
-  return epoch(crypto.X509_get0_notAfter(p))
-end
-
-local function pem_of(x)
-  local bio = crypto.BIO_new(crypto.BIO_s_mem())
-  crypto.PEM_write_bio_X509(bio, x)
-  local pp = ffi.new("char *[1]")
-  local n = tonumber(lib.BIO_get_mem_data(bio, pp))
-  local out = ffi_string(pp[0], n)
-  crypto.BIO_free(bio)
-  return out
-end
+getter("peer_cert_hash", peer_cert, nil, function(p)
+  local digest = x509.digest(p, crypto.EVP_sha256())
+  if digest then return "SHA256:" .. hex(digest) end
+end)
+getter("peer_cert_subject", peer_cert, nil, function(p) return oneline(crypto.X509_get_subject_name(p)) end)
+getter("peer_cert_issuer", peer_cert, nil, function(p) return oneline(crypto.X509_get_issuer_name(p)) end)
+getter("peer_cert_notbefore", peer_cert, -1, function(p) return epoch(crypto.X509_get0_notBefore(p)) end)
+getter("peer_cert_notafter", peer_cert, -1, function(p) return epoch(crypto.X509_get0_notAfter(p)) end)
 
 -- The peer's leaf, then the chain it sent without the leaf.
 function methods.peer_cert_chain_pem(ctx)
   local st = check(ctx, "peer_cert_chain_pem")
   local p = peer_cert(st)
   if not p then return nil, fail(st, "peer_cert_chain_pem", "no peer certificate") end
-  local parts = { pem_of(p) }
+  local parts = { x509.pem(p) }
   local chain = st.s:peer_chain()          -- leaf first on both sides
   for i = 2, #chain do
-    if crypto.X509_cmp(chain[i], p) ~= 0 then parts[#parts + 1] = pem_of(chain[i]) end
+    if crypto.X509_cmp(chain[i], p) ~= 0 then parts[#parts + 1] = x509.pem(chain[i]) end
   end
   return table.concat(parts)
 end
 
-function methods.conn_version(ctx)
-  local st = check(ctx, "conn_version")
-  if not done(st) then return end
-  return st.s:protocol()
-end
-
-function methods.conn_cipher(ctx)
-  local st = check(ctx, "conn_cipher")
-  if not done(st) then return end
-  return (st.s:cipher())
-end
-
-function methods.conn_cipher_strength(ctx)
-  local st = check(ctx, "conn_cipher_strength")
-  if not done(st) then return 0 end
-  local _, bits = st.s:cipher()
-  return bits or 0
-end
-
-function methods.conn_alpn_selected(ctx)
-  local st = check(ctx, "conn_alpn_selected")
-  if not done(st) then return end
-  return st.s:alpn()
-end
+getter("conn_version", live, nil, function(s) return s:protocol() end)
+getter("conn_cipher", live, nil, function(s) return (s:cipher()) end)
+getter("conn_cipher_strength", live, 0, function(s) return (select(2, s:cipher())) end)
+getter("conn_alpn_selected", live, nil, function(s) return s:alpn() end)
+getter("conn_session_resumed", live, false, function(s) return s:reused() end)
 
 -- A client's is the name it was given; a server's the one its client asked for.
 function methods.conn_servername(ctx)
   local st = check(ctx, "conn_servername")
   if st.kind == "client" then return st.servername end
   return st.s and st.s:servername() or nil
-end
-
-function methods.conn_session_resumed(ctx)
-  local st = check(ctx, "conn_session_resumed")
-  return done(st) and st.s:reused() or false
 end
 
 -- OCSP ---------------------------------------------------------------------------------------
