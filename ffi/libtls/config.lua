@@ -99,6 +99,22 @@ function config.default_ca_cert_file()
   return p ~= nil and ffi.string(p) or nil
 end
 
+local mem_data = ffi.new("char *[1]")
+
+-- What write(bio, ...) puts in a fresh memory BIO, as a string; or nil, the
+-- error queue drained.  (For the face: PEM of keys and sessions.)
+function config.bio_string(write, ...)
+  local bio = crypto.BIO_new(crypto.BIO_s_mem())
+  if bio == nil then lib.clear_errors(); return nil end
+  local out
+  if lib.check(nil, write, bio, ...) then
+    local n = tonumber(lib.BIO_get_mem_data(bio, mem_data))
+    out = ffi.string(mem_data[0], n)
+  end
+  crypto.BIO_free(bio)
+  return out
+end
+
 -- A file's contents; with a password, the file is a private key, returned
 -- decrypted as PEM.
 function config.load_file(path, password)
@@ -116,17 +132,8 @@ function config.load_file(path, password)
     lib.clear_errors()
     return nil, E.new("load_file", "failed to read private key")
   end
-  local out = crypto.BIO_new(crypto.BIO_s_mem())
-  local ok = crypto.PEM_write_bio_PrivateKey(out, key, nil, nil, 0, nil, nil) == 1
+  local pem = config.bio_string(crypto.PEM_write_bio_PrivateKey, key, nil, nil, 0, nil, nil)
   crypto.EVP_PKEY_free(key)
-  local pem
-  if ok then
-    local pp = ffi.new("char *[1]")
-    local n = tonumber(lib.BIO_get_mem_data(out, pp))
-    pem = ffi.string(pp[0], n)
-  end
-  crypto.BIO_free(out)
-  lib.clear_errors()
   if not pem then return nil, E.new("load_file", "failed to write private key") end
   return pem
 end
@@ -183,14 +190,13 @@ end
 
 -- Checks that `pem` holds a certificate; returns nil or the error message.
 local function parse_cert(pem)
-  lib.clear_errors()
-  local bio = crypto.BIO_new_mem_buf(pem, #pem)
-  local x = bio ~= nil and crypto.PEM_read_bio_X509(bio, nil, nil, nil) or nil
-  if bio ~= nil then crypto.BIO_free(bio) end
-  if x == nil then
-    local _, _, line = lib.pop_error()
-    return "failed to load certificate: " .. (line or "unknown error")
+  local bio, _, _, line = lib.check(nil, crypto.BIO_new_mem_buf, pem, #pem)
+  local x
+  if bio then
+    x, _, _, line = lib.check(nil, crypto.PEM_read_bio_X509, bio, nil, nil, nil)
+    crypto.BIO_free(bio)
   end
+  if not x then return "failed to load certificate: " .. (line or "unknown error") end
   crypto.X509_free(x)
   return nil
 end

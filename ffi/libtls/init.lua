@@ -292,21 +292,6 @@ local function session_from_pem(buf, size)
   return sess and ffi.gc(sess, C.SSL_SESSION_free)
 end
 
-local mem_data = ffi.new("char *[1]")
-
--- The PEM form of `sess`, or nil.
-local function session_to_pem(sess)
-  local bio = crypto.BIO_new(crypto.BIO_s_mem())
-  if bio == nil then lib.clear_errors(); return nil end
-  local pem
-  if lib.check(nil, C.PEM_write_bio_SSL_SESSION, bio, sess) then
-    local n = tonumber(lib.BIO_get_mem_data(bio, mem_data))
-    pem = ffi_string(mem_data[0], n)
-  end
-  crypto.BIO_free(bio)
-  return pem
-end
-
 -- Reads the client's saved session (PEM) from its session fd, if any, and
 -- offers it for resumption.
 local function load_session(st, cst)
@@ -337,7 +322,7 @@ local function save_session(st)
   if st.kind ~= "client" or cst.session_fd == -1 or st.session_saved then return end
   local sess = st.s:resumable_session()
   if not sess then return end
-  local pem = session_to_pem(sess)
+  local pem = config.bio_string(C.PEM_write_bio_SSL_SESSION, sess)
   if not pem then return end
   if libc.ftruncate(cst.session_fd, 0) == 0 and libc.pwrite(cst.session_fd, pem, #pem, 0) == #pem then
     st.session_saved = true
