@@ -399,7 +399,10 @@ function methods.connect_servername(ctx, host, port, servername)
   end
   local fd = tcp:getfd()
   tcp:setfd(-1)
-  fdlib.set_blocking(fd, true)           -- libtls's own sockets are blocking
+  -- LuaSocket's sockets are non-blocking; libtls's own (socket(2), connect(2))
+  -- are blocking, so that a handshake there runs to its end in one call
+  -- (spec/libtls_connect_spec.lua, against the system libtls)
+  fdlib.set_blocking(fd, true)
   local ok2, err2 = methods.connect_fds(ctx, fd, fd, servername or h)
   if not ok2 then
     libc.close(fd)

@@ -110,6 +110,17 @@ function oracle.server(cfg)
   return ctx
 end
 
+-- libtls makes the socket itself (getaddrinfo, socket, connect) and owns it.
+function Ctx:connect(host, port)
+  if T.tls_connect(self.ptr, host, port) ~= 0 then return false, ctx_error(self) end
+  return true
+end
+
+function Ctx:connect_servername(host, port, servername)
+  if T.tls_connect_servername(self.ptr, host, port, servername) ~= 0 then return false, ctx_error(self) end
+  return true
+end
+
 function Ctx:connect_socket(fd, servername)
   if T.tls_connect_socket(self.ptr, fd, servername) ~= 0 then return false, ctx_error(self) end
   return true
