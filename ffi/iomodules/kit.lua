@@ -206,6 +206,14 @@ end
 local by_fd = {}
 kit.by_fd = by_fd
 
+-- A loop callback fn(fd) that calls fn(obj) for the object registered on fd.
+function kit.on_fd(fn)
+  return function(fd)
+    local obj = by_fd[fd]
+    if obj then return fn(obj) end
+  end
+end
+
 -- Watches the object's socket (st.fd) for `kind` with fn(fd), or stops (nil).
 function kit.watch(obj, st, kind, fn)
   by_fd[st.fd] = obj

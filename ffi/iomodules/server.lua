@@ -11,7 +11,7 @@ local tcp = require "iomodules.tcp"
 local sslsocket = require "iomodules.sslsocket"
 local sslconfig = require "iomodules.sslconfig"
 
-local S, fire, by_fd = kit.S, kit.fire, kit.by_fd
+local S, fire = kit.S, kit.fire
 local ERRORS = kit.ERRORS
 
 local server_mod = {}
@@ -20,11 +20,7 @@ local Server = kit.class("TcpServer")
 local VM, VG = Server.methods, Server.getters
 
 local accept_ready
-
-local function on_acceptable(fd)
-  local server = by_fd[fd]
-  if server then accept_ready(server) end
-end
+local on_acceptable = kit.on_fd(function(server) accept_ready(server) end)
 
 function accept_ready(server)
   local st = S[server]

@@ -88,6 +88,7 @@ local function drain(obj)
   local pump = st.pump
   local before = pump:pending_plain()
   local got, status, msg = pump:read(st.rbuf)
+  if got > 0 then tcp.appended(st) end
   if status == CLOSED or status == EOF then
     if got > 0 then fire(obj, "ready_read_handler") end
     return tcp.remote_closed(obj)
@@ -172,7 +173,7 @@ local encrypted = {
     if #st.out > 0 then return st.out:ref() end
     return st.pump:outgoing()
   end,
-  sent = function(_, st, n)
+  sent = function(st, n)
     if #st.out > 0 then st.out:skip(n) else st.pump:sent(n) end
   end,
   closing = function(obj, st)

@@ -11,7 +11,8 @@
 --   incoming(obj, st, ptr, n)   bytes from the network
 --   write(obj, st, data)        write_string/write_bytes: bytes taken, or -1
 --   pending(st)                 bytes_to_write
---   outgoing(st) → ptr, len     what to send next;  sent(obj, st, n): n went
+--   outgoing(st) → ptr, len     what to send next;  sent(st, n): n of it went
+--   written(obj, n)?            after sent: the handlers (plain: bytes_written)
 --   connected(obj, st)?         once connected, before connected_handler
 --   closing(obj, st)?           disconnect(), before CLOSING
 --   release(st)?                the connection is torn down
@@ -52,31 +53,49 @@ local SM, SG = Stream.methods, Stream.getters
 -- they move, so reading a stream line by line is linear in its size (strings
 -- rebuilt on every read made 3 MiB of lines take 43 s).
 
--- Bytes up to and including the first newline, or nil when none is buffered.
-local function line_length(rbuf)
-  local p, len = rbuf:ref()
-  if len == 0 then return nil end
-  local nl = libc.memchr(p, 10, len)
-  if nl == nil then return nil end
-  return tonumber(ffi.cast("const uint8_t *", nl) - p) + 1
+-- st.line caches the length of the first line (up to and including its
+-- newline): nil when not known, false when no newline is buffered.  Taking
+-- bytes forgets it; appending forgets only a false (can_read_line and then
+-- read_line_string scan the buffer once).
+local u8ptr = ffi.typeof("const uint8_t *")
+local function line_length(st)
+  local n = st.line
+  if n == nil then
+    local p, len = st.rbuf:ref()
+    local nl = len > 0 and libc.memchr(p, 10, len) or nil
+    n = nl ~= nil and tonumber(ffi.cast(u8ptr, nl) - p) + 1 or false
+    st.line = n
+  end
+  return n
+end
+
+-- st.rbuf gained bytes (tcp.plain here, the TLS adapter's pump:read).
+local function appended(st)
+  if st.line == false then st.line = nil end
+end
+tcp.appended = appended
+
+local function take(st, n)
+  st.line = nil
+  return st.rbuf:get(n)
 end
 
 local bytes_of, string_of, checkbytes = kit.bytes_of, kit.string_of, kit.checkbytes
 
 function SM.read_string(obj, max)
-  local rbuf = S[obj].rbuf
-  return rbuf:get(optsize(max, 2, "read_string") or #rbuf)
+  local st = S[obj]
+  return take(st, optsize(max, 2, "read_string") or #st.rbuf)
 end
 function SM.read_bytes(obj, max) return bytes_of(SM.read_string(obj, max)) end
 function SM.read_all_string(obj) return SM.read_string(obj) end
 function SM.read_all_bytes(obj) return bytes_of(SM.read_string(obj)) end
 
 function SM.read_line_string(obj, max)
-  local rbuf = S[obj].rbuf
+  local st = S[obj]
   max = optsize(max, 2, "read_line_string")
-  local n = line_length(rbuf) or #rbuf
+  local n = line_length(st) or #st.rbuf
   if max and max < n then n = max end
-  return rbuf:get(n)
+  return take(st, n)
 end
 function SM.read_line_bytes(obj, max) return bytes_of(SM.read_line_string(obj, max)) end
 
@@ -130,7 +149,7 @@ SG.pos = function() return 0 end
 SG.readable = function(obj) return bit.band(S[obj].open_mode, 1) ~= 0 end
 SG.writeable = function(obj) return bit.band(S[obj].open_mode, 2) ~= 0 end
 SG.sequential = function() return true end
-SG.can_read_line = function(obj) return line_length(S[obj].rbuf) ~= nil end
+SG.can_read_line = function(obj) return line_length(S[obj]) ~= false end
 SG.error_string = function(obj) return S[obj].error_string or "" end
 
 -- TcpSocket --------------------------------------------------------------------------------
@@ -194,32 +213,30 @@ tcp.remote_closed = remote_closed
 
 local flush
 
-local function on_writable(fd)
-  local obj = by_fd[fd]
-  if obj then flush(obj) end
-end
+local on_writable = kit.on_fd(function(obj) flush(obj) end)
 
--- Sends what the transport has queued, as far as the kernel takes it; the
--- loop calls again when the socket is writable.
-function flush(obj)
-  local st = S[obj]
-  local fd = st.fd
-  if not fd then return end
-  local io = st.io
-  local p, len = io.outgoing(st)
-  while len > 0 do
-    local n = tonumber(libc.write(fd, p, len))
+-- After a write that did not take everything (n bytes, or -1 and errno e):
+-- sends on while the kernel takes it, then watches for writable.
+local function flush_rest(obj, st, fd, n, e)
+  while true do
+    local io = st.io
     if n >= 0 then
-      io.sent(obj, st, n)             -- may run bytes_written_handler
-      if st.fd ~= fd then return end  -- which may have closed the socket
-    else
-      local e = ffi.errno()
-      if e == EAGAIN or e == EWOULDBLOCK then break end
-      if e ~= EINTR then return remote_closed(obj) end
+      io.sent(st, n)
+      if n > 0 and io.written then
+        io.written(obj, n)            -- bytes_written_handler
+        if st.fd ~= fd then return end  -- which may have closed the socket
+      end
+    elseif e == EAGAIN or e == EWOULDBLOCK then
+      break
+    elseif e ~= EINTR then
+      return remote_closed(obj)
     end
-    io = st.io
-    p, len = io.outgoing(st)
+    local p, len = st.io.outgoing(st)
+    if len == 0 then break end
+    n = tonumber(libc.write(fd, p, len))
+    e = n < 0 and ffi.errno()
   end
+  local _, len = st.io.outgoing(st)
   local waiting = len > 0
   if waiting ~= (st.wwatch or false) then
     st.wwatch = waiting
@@ -227,11 +244,36 @@ function flush(obj)
   end
   if not waiting and st.state == CLOSING then shut(obj) end
 end
+
+-- Sends what the transport has queued, as far as the kernel takes it; the
+-- loop calls again when the socket is writable.  The common case, one write
+-- that takes everything, has no loop (a loop here split the callers' traces).
+function flush(obj)
+  local st = S[obj]
+  local fd = st.fd
+  if not fd then return end
+  local io = st.io
+  local p, len = io.outgoing(st)
+  if len == 0 then
+    if st.wwatch or st.state == CLOSING then flush_rest(obj, st, fd, 0) end
+    return
+  end
+  local n = tonumber(libc.write(fd, p, len))
+  if n ~= len or st.wwatch then return flush_rest(obj, st, fd, n, n < 0 and ffi.errno()) end
+  io.sent(st, n)
+  if io.written then
+    io.written(obj, n)
+    if st.fd == fd and st.state == CLOSING then flush_rest(obj, st, fd, 0) end
+  elseif st.state == CLOSING then
+    flush_rest(obj, st, fd, 0)
+  end
+end
 tcp.flush = flush
 
 -- The plain transport: the bytes are the stream's.
 function plain.incoming(obj, st, p, n)
   st.rbuf:putcdata(p, n)
+  appended(st)
   fire(obj, "ready_read_handler")
 end
 
@@ -244,10 +286,8 @@ end
 
 function plain.pending(st) return #st.out end
 function plain.outgoing(st) return st.out:ref() end
-function plain.sent(obj, st, n)
-  st.out:skip(n)
-  fire(obj, "bytes_written_handler", n)
-end
+function plain.sent(st, n) st.out:skip(n) end
+function plain.written(obj, n) fire(obj, "bytes_written_handler", n) end
 
 -- One read(2) a readable event, into a buffer every socket shares (the poll
 -- is level-triggered: what is left makes the fd readable again).
