@@ -338,6 +338,40 @@ describe("net face", function()
       assert.same({ 2, "Host not found" }, codes[2])
     end)
 
+    it("finds a line that arrives in pieces, and the next one after a read", function()
+      local server = net.TcpServer.new()
+      assert.is_true(server:listen(0, "127.0.0.1"))
+      local accepted
+      server.new_connection_handler = function(s) accepted = s:next_pending_connection() end
+      local sock = net.TcpSocket.new()
+      local written = 0
+      sock:connect("127.0.0.1", server.port)
+      assert.truthy(loop.run_until(function() return accepted and sock.state == 3 end, 5))
+      accepted.bytes_written_handler = function(_, n) written = written + n end
+      local function send(s, total)
+        accepted:write_string(s)
+        assert.truthy(loop.run_until(function() return sock.bytes_available >= total end, 5))
+      end
+      send("ab", 2)
+      assert.is_false(sock.can_read_line)           -- no newline yet (remembered ...)
+      assert.equal("", sock:read_line_string(0))
+      send("c\nde", 6)
+      assert.is_true(sock.can_read_line)            -- ... and forgotten when bytes came
+      assert.equal("abc\n", sock:read_line_string())
+      assert.is_false(sock.can_read_line)
+      send("f\ng\n", 6)
+      assert.equal("def\n", sock:read_line_string())
+      assert.is_true(sock.can_read_line)
+      assert.equal("g", sock:read_string(1))      -- a partial read: the line is found again
+      assert.equal("\n", sock:read_line_string())
+      assert.is_false(sock.can_read_line)
+      assert.equal(10, written)                     -- bytes_written for every byte sent
+      assert.equal(0, accepted.bytes_to_write)
+      sock:abort()
+      accepted:abort()
+      server:close()
+    end)
+
     it("defers _async callbacks to a later tick", function()
       local server = net.TcpServer.new()
       local results = {}
