@@ -2,7 +2,7 @@
 -- tools/check_cdefs fails on a wrong declaration or constant.
 local helpers = require "helpers"
 
-local AREAS = { "err", "bio", "x509", "ssl", "libc", "shim" }
+local AREAS = { "version", "signal", "err", "bio", "x509", "ssl", "ocsp", "libc", "shim" }
 
 describe("ffi/cdefs", function()
   it("every generated file carries the banner with the OpenSSL version", function()
@@ -42,10 +42,36 @@ describe("ffi/cdefs", function()
     assert.is_true(macros >= 20)
   end)
 
+  it("declares each area on its own, with the typedefs its prototypes name", function()
+    for _, name in ipairs(AREAS) do
+      local script = os.tmpname()
+      helpers.writefile(script, ([[
+package.path = "ffi/?.lua;" .. package.path
+local area = require "cdefs.%s"
+local ffi = require "ffi"
+for _, n in ipairs({ "version", "signal", "err", "bio", "x509", "ssl", "ocsp", "libc", "shim" }) do
+  if n ~= %q and package.loaded["cdefs." .. n] then error("also declared " .. n) end
+end
+print("ok", type(area.const))
+]]):format(name, name))
+      local ok, out = helpers.sh(("%s %s"):format(helpers.luajit(), script))
+      os.remove(script)
+      assert.is_true(ok, name .. ": " .. out)
+      assert.truthy(out:find("ok\ttable", 1, true), name .. ": " .. out)
+    end
+  end)
+
   it("declares OpenSSL's typedef names and no OpenSSL struct bodies", function()
+    -- each area declares the typedefs its own prototypes name
+    local ssl = helpers.readfile("ffi/cdefs/ssl.lua")
+    assert.truthy(ssl:find("\ntypedef struct ssl_st SSL;\n", 1, true))
+    assert.truthy(ssl:find("\ntypedef struct ssl_ctx_st SSL_CTX;\n", 1, true))
+    assert.truthy(helpers.readfile("ffi/cdefs/x509.lua"):find("\ntypedef struct x509_st X509;\n", 1, true))
+    assert.truthy(helpers.readfile("ffi/cdefs/signal.lua"):find("\ntypedef void (*__sighandler_t) (int);\n", 1, true))
+    -- types.lua: only the C library structs' bodies and what their members name
     local types = helpers.readfile("ffi/cdefs/types.lua")
-    assert.truthy(types:find("typedef struct ssl_st SSL;", 1, true))
-    assert.truthy(types:find("typedef struct ssl_ctx_st SSL_CTX;", 1, true))
+    assert.falsy(types:find("typedef struct ssl_st", 1, true), types)
+    assert.truthy(types:find("struct ljssl_pollfd {", 1, true), types)
     -- the only bodies are the C library's public structs the allowlist names
     local allowed = {}
     for tag in helpers.readfile("tools/cdefs.allow"):gmatch("\n%s*struct ([^\n#]+)") do
@@ -123,7 +149,7 @@ describe("ffi/cdefs", function()
       assert.truthy(block, "no deprecated block")
       assert.truthy(block:find("void SSL_CTX_set_tmp_dh_callback(SSL_CTX *ctx, DH *(*dh)(SSL *ssl, int is_export, int keylength));", 1, true), block)
       assert.same({ "PEM_read_bio_DHparams", "DH_free" }, require("cdefs.x509").deprecated)
-      assert.truthy(helpers.readfile("ffi/cdefs/types.lua"):find("typedef struct dh_st DH;", 1, true))
+      assert.truthy(helpers.readfile("ffi/cdefs/ssl.lua"):find("\ntypedef struct dh_st DH;\n", 1, true))
     end)
 
     it("refuses a deprecated function listed under func, naming the keyword", function()

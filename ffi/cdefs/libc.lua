@@ -5,8 +5,29 @@
 require "cdefs.types"
 local ffi = require "ffi"
 
+-- the types its prototypes name (the same typedef may be in several areas)
 ffi.cdef [[
-__sighandler_t signal (int __sig, __sighandler_t __handler);
+struct ljssl_addrinfo;
+struct ljssl_gaicb;
+struct ljssl_pollfd;
+struct sockaddr;
+struct ljssl_stat;
+struct ljssl_timespec;
+struct sigevent;
+struct _IO_FILE;
+typedef unsigned int __uid_t;
+typedef long int __off_t;
+typedef int __clockid_t;
+typedef long int __ssize_t;
+typedef unsigned int __socklen_t;
+typedef __ssize_t ssize_t;
+typedef __clockid_t clockid_t;
+typedef struct _IO_FILE FILE;
+typedef __socklen_t socklen_t;
+typedef unsigned long int nfds_t;
+]]
+
+ffi.cdef [[
 char *strerror (int __errnum);
 size_t strlen (const char *__s);
 void *memchr (const void *__s, int __c, size_t __n);
@@ -36,7 +57,7 @@ const char *gai_strerror (int __ecode);
 
 return {
   lib = "c",
-  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib.lua
+  -- allowlisted names that are macros or static inline: helpers in ffi/ljssl/lib_more.lua
   macros = {},
   const = {
     AF_INET = 2,
@@ -89,10 +110,6 @@ return {
     POLLNVAL = 32,
     POLLOUT = 4,
     SHUT_RDWR = 2,
-    SIGPIPE = 13,
-    SIG_DFL = 0,
-    SIG_ERR = -1,
-    SIG_IGN = 1,
     SOCK_STREAM = 1,
     S_IFMT = 61440,
     S_IFREG = 32768,

@@ -16,15 +16,16 @@ local ffi = require "ffi"
 local ffi_string, ffi_cast = ffi.string, ffi.cast
 
 -- Declarations and constants come by area (ffi/cdefs/<area>.lua).  Loading
--- this module declares only what it needs itself (the version and error
--- functions, the C library); the other areas are declared the first time a
--- module reaches for lib.ssl or lib.crypto, or for a constant outside the
--- areas declared so far, so that a face whose `require` touches neither (the
--- LuaSec face's `require "ssl"`) does not pay for parsing them.
-local AREAS = { "err", "bio", "x509", "ssl", "ocsp", "libc" }
+-- this module declares only what loading needs (the `version` and `signal`
+-- areas); ljssl.lib_more declares the error functions and the C library, and
+-- the other areas are declared the first time a module reaches for lib.ssl or
+-- lib.crypto, or for a constant outside the areas declared so far, so that a
+-- face whose `require` touches neither (the LuaSec face's `require "ssl"`)
+-- does not pay for parsing them.
+local AREAS = { "version", "signal", "err", "bio", "x509", "ssl", "ocsp", "libc" }
 local areas = {
-  err = require "cdefs.err",
-  libc = require "cdefs.libc",
+  version = require "cdefs.version",
+  signal = require "cdefs.signal",
 }
 
 local lib = {}
@@ -98,9 +99,8 @@ else
   crypto = load_library("LJSSL_LIBCRYPTO", { "libcrypto.so.3", "crypto" })
   ssl = load_library("LJSSL_LIBSSL", { "libssl.so.3", "ssl" })
 end
-lib.libc = ffi.C
 -- lib.ssl and lib.crypto: the namespaces, given out (see the end of this file)
--- once every area is declared.
+-- once every area is declared; lib.libc (ffi.C) once the libc area is.
 
 -- Version --------------------------------------------------------------------------
 
@@ -172,7 +172,8 @@ end
 -- On first use ----------------------------------------------------------------------
 -- lib.ssl, lib.crypto: the libssl and libcrypto namespaces, every area
 -- declared.  lib.shim: the shim's namespace, nil when running without it;
--- lib.shim_info: the path loaded, or why none was.  The shim is looked for
+-- lib.shim_info: the path loaded, or why none was.  lib.libc: ffi.C, with
+-- the C library functions of the libc area declared.  The shim is looked for
 -- the first time either is read.  Every other name (the error queue, the
 -- macros as Lua, the callbacks) is defined by ljssl.lib_more, loaded the
 -- first time a module reads a name this file has not defined.
@@ -183,6 +184,10 @@ setmetatable(lib, { __index = function(_, key)
     rawset(lib, "ssl", ssl)
     rawset(lib, "crypto", crypto)
     return rawget(lib, key)
+  elseif key == "libc" then
+    declare("libc")
+    rawset(lib, "libc", ffi.C)
+    return ffi.C
   end
   if not find_shim then
     find_shim = require("ljssl.lib_more")(lib, crypto, ssl, K, declare)

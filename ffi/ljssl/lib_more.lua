@@ -82,10 +82,17 @@ end
 -- Macros as Lua --------------------------------------------------------------------
 -- Each mirrors the C macro of the same name, with the generated constants.
 
-local stack_ptr = ffi.typeof("OPENSSL_STACK *")
+-- The stack and certificate types are the x509 area's: made at the first
+-- call (the stack came from a function of that area, declared by then).
+local stack_ptr, x509_ptr, general_name_ptr
+local function stack_types()
+  declare("x509")
+  stack_ptr = ffi.typeof("OPENSSL_STACK *")
+  x509_ptr = ffi.typeof("X509 *")
+  general_name_ptr = ffi.typeof("GENERAL_NAME *")
+  return stack_ptr
+end
 local void_ptr = ffi.typeof("void *")
-local x509_ptr = ffi.typeof("X509 *")
-local general_name_ptr = ffi.typeof("GENERAL_NAME *")
 local void_fn_ptr = ffi.typeof("void (*)(void)")
 
 function lib.OPENSSL_free(p)
@@ -114,17 +121,19 @@ end
 
 function lib.sk_X509_num(sk)
   if sk == nil then return 0 end
-  return crypto.OPENSSL_sk_num(ffi_cast(stack_ptr, sk))
+  return crypto.OPENSSL_sk_num(ffi_cast(stack_ptr or stack_types(), sk))
 end
 
 function lib.sk_X509_value(sk, i)
-  return ffi_cast(x509_ptr, crypto.OPENSSL_sk_value(ffi_cast(stack_ptr, sk), i))
+  local stack = ffi_cast(stack_ptr or stack_types(), sk)
+  return ffi_cast(x509_ptr, crypto.OPENSSL_sk_value(stack, i))
 end
 
 lib.sk_GENERAL_NAME_num = lib.sk_X509_num
 
 function lib.sk_GENERAL_NAME_value(sk, i)
-  return ffi_cast(general_name_ptr, crypto.OPENSSL_sk_value(ffi_cast(stack_ptr, sk), i))
+  local stack = ffi_cast(stack_ptr or stack_types(), sk)
+  return ffi_cast(general_name_ptr, crypto.OPENSSL_sk_value(stack, i))
 end
 
 -- The command constant is read at the first call (the ssl area is declared
