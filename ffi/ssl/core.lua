@@ -58,7 +58,7 @@ function core.create(ctx)
   return class.new({
     s = s, ctx = ctx, fd = -1, state = NEW, first = 0, last = 0, waited = false,
     block = -1, total = -1, received = 0, sent = 0, birthday = fdlib.now(),
-  }, s.ptr)
+  }, s:raw())
 end
 
 -- The fd belongs to the SSL's socket BIO (BIO_CLOSE): SSL_free closes it, in
@@ -68,7 +68,7 @@ function core.setfd(conn, fd)
   fd = args.integer(fd, 2, "setfd", core.SOCKET_INVALID, args.INT_MAX)
   if st.state ~= NEW then args.error(1, "setfd", "invalid SSL object state") end
   fdlib.set_blocking(fd, false)
-  if st.s:set_fd(fd) and fd >= 0 then crypto.BIO_ctrl(C.SSL_get_rbio(st.s.ptr), K.BIO_CTRL_SET_CLOSE, K.BIO_CLOSE, nil) end
+  st.s:set_fd(fd, true)
   st.fd = fd
   return true
 end
@@ -177,16 +177,12 @@ end
 -- SSL_free_buffers is not called while OpenSSL holds bytes not yet returned
 -- (SSL_has_pending), which also keeps clear of CVE-2024-4741 on OpenSSL
 -- before 3.0.14.  The reference is weak: it never keeps a connection alive.
-pcall(ffi.cdef, "int SSL_free_buffers(SSL *ssl);")
 local recent = setmetatable({}, { __mode = "v" })
 
 local function switch_to(st)
   local prev = recent[1]
   recent[1] = st
-  if prev then
-    local p = prev.s.ptr
-    if p ~= nil and C.SSL_has_pending(p) == 0 then C.SSL_free_buffers(p) end
-  end
+  if prev then prev.s:release_buffers() end
 end
 
 -- Handshake --------------------------------------------------------------------------------------
@@ -606,51 +602,37 @@ function methods.setstats(conn, received, sent, age)
 end
 
 local function connected(st)
-  return st.state == CONNECTED and st.s.ptr ~= nil
+  return st.state == CONNECTED and st.s:raw() ~= nil
 end
 
 -- core.info / core.compression, used by ssl.info -----------------------------------------------
 
-local desc = ffi.new("char[256]")
-local algbits = ffi.new("int[1]")
-
 function core.compression(conn)
   local st = check(conn, "compression")
   if not connected(st) then return nil, "closed" end
-  local comp = C.SSL_get_current_compression(st.s.ptr)
-  if comp == nil then return nil end
-  local name = C.SSL_COMP_get_name(comp)
-  return name ~= nil and ffi_string(name) or nil
+  return st.s:compression()
 end
 
 function core.info(conn)
   local st = check(conn, "info")
   if not connected(st) then return end
-  local cipher = C.SSL_get_current_cipher(st.s.ptr)
-  if cipher == nil then return end
-  C.SSL_CIPHER_description(cipher, desc, 256)
-  local bits = C.SSL_CIPHER_get_bits(cipher, algbits)
-  return ffi_string(desc), bits, algbits[0], ffi_string(C.SSL_get_version(st.s.ptr))
+  local _, bits, algbits, description = st.s:cipher()
+  if not bits then return end
+  return description, bits, algbits, st.s:protocol()
 end
 
 -- Handshake results --------------------------------------------------------------------------------
 
-local function finished(conn, fname, getter)
-  local st = check(conn, fname)
-  if not connected(st) then return nil, "closed" end
-  local len = tonumber(getter(st.s.ptr, nil, 0))
-  if len == 0 then return nil end
-  local buf = bufarray(len)
-  getter(st.s.ptr, buf, len)
-  return ffi_string(buf, len)
-end
-
 function methods.getfinished(conn)
-  return finished(conn, "getfinished", C.SSL_get_finished)
+  local st = check(conn, "getfinished")
+  if not connected(st) then return nil, "closed" end
+  return st.s:finished()
 end
 
 function methods.getpeerfinished(conn)
-  return finished(conn, "getpeerfinished", C.SSL_get_peer_finished)
+  local st = check(conn, "getpeerfinished")
+  if not connected(st) then return nil, "closed" end
+  return st.s:peer_finished()
 end
 
 function methods.exportkeyingmaterial(conn, label, olen, context)
@@ -660,68 +642,51 @@ function methods.exportkeyingmaterial(conn, label, olen, context)
   context = args.optstring(context, 4, "exportkeyingmaterial")
   if not connected(st) then return nil, "closed" end
   if olen < 0 then args.error(3, "exportkeyingmaterial", "invalid length") end
-  local out = bufarray(math.max(olen, 1))
-  lib.clear_errors()
-  local ok = C.SSL_export_keying_material(st.s.ptr, out, olen, label, #label,
-    context, context and #context or 0, context and 1 or 0)
-  lib.clear_errors()
-  if ok ~= 1 then return nil, "error exporting keying material" end
-  return ffi_string(out, olen)
+  local km = st.s:export_keying_material(label, olen, context)
+  if not km then return nil, "error exporting keying material" end     -- LuaSec's words
+  return km
 end
 
-local alpn_data = ffi.new("const unsigned char *[1]")
-local alpn_len = ffi.new("unsigned int[1]")
-
 function methods.getalpn(conn)
-  local st = check(conn, "getalpn")
-  if st.s.ptr == nil then return nil end
-  C.SSL_get0_alpn_selected(st.s.ptr, alpn_data, alpn_len)
-  if alpn_data[0] == nil or alpn_len[0] == 0 then return nil end
-  return ffi_string(alpn_data[0], alpn_len[0])
+  return check(conn, "getalpn").s:alpn()
 end
 
 -- SNI: a client names the host; a server maps names to contexts.
 function methods.sni(conn, arg, strict)
   local st = check(conn, "sni")
-  if st.s.ptr == nil then return end
+  if st.s:raw() == nil then return end
   if not st.s.server then
-    local name = args.string(arg, 2, "sni")
-    lib.SSL_set_tlsext_host_name(st.s.ptr, name)
-    lib.clear_errors()
+    st.s:set_servername(args.string(arg, 2, "sni"))
     return
   end
   if type(arg) ~= "table" then args.error(2, "sni", "table expected, got " .. type(arg)) end
-  local map, ctxs = {}, { contexts.state[st.ctx].engine.ptr }
+  local map = {}
   for name, ctx in pairs(arg) do
     local cst = contexts.state[ctx]
     if type(name) ~= "string" or not cst then args.error(2, "sni", "invalid SNI map") end
-    map[name] = cst.engine.ptr
-    ctxs[#ctxs + 1] = cst.engine.ptr
+    map[name] = cst.engine
     st.anchors = st.anchors or {}
     st.anchors[#st.anchors + 1] = ctx
   end
-  cb.set_sni(st.s.ptr, ctxs, map, strict)
+  st.s:serve_by_name(map, strict)
 end
 
 function methods.getsniname(conn)
-  local st = check(conn, "getsniname")
-  if st.s.ptr == nil then return nil end
-  local name = C.SSL_get_servername(st.s.ptr, K.TLSEXT_NAMETYPE_host_name)
-  return name ~= nil and ffi_string(name) or nil
+  return check(conn, "getsniname").s:servername()
 end
 
 function methods.getpeerverification(conn)
   local st = check(conn, "getpeerverification")
   if not connected(st) then return false, "closed" end
-  local result = tonumber(C.SSL_get_verify_result(st.s.ptr))
+  local result, text = st.s:verify_result()
   if result == K.X509_V_OK then return true end
-  local errors = cb.verify_errors(st.s.ptr)
-  if #errors == 0 then return false, ffi_string(crypto.X509_verify_cert_error_string(result)) end
+  local errors = st.s:verify_errors()
+  if #errors == 0 then return false, text end
   local by_depth = {}
   for _, e in ipairs(errors) do
     local list = by_depth[e[1] + 1] or {}
     by_depth[e[1] + 1] = list
-    list[#list + 1] = ffi_string(crypto.X509_verify_cert_error_string(e[2]))
+    list[#list + 1] = session.verify_text(e[2])
   end
   return false, by_depth
 end
@@ -739,43 +704,23 @@ function methods.getpeercertificate(conn, n)
   n = args.optinteger(n, 2, "getpeercertificate", 1)
   if not connected(st) then return nil, "closed" end
   if n < 1 then return nil, "invalid certificate index" end
-  local ssl = st.s.ptr
   if n == 1 then
-    local cert = C.SSL_get1_peer_certificate(ssl)
-    if cert == nil then return nil end
-    return cert_object(cert, true)
+    local cert = st.s:peer_certificate()
+    return cert and cert_object(cert, true)
   end
-  -- the server's chain stack lacks the client's leaf
-  local chain = C.SSL_get_peer_cert_chain(ssl)
-  local idx = st.s.server and n - 2 or n - 1
-  if chain == nil or idx >= lib.sk_X509_num(chain) then return nil end
-  local x = lib.sk_X509_value(chain, idx)
-  if x == nil then return nil end
-  return cert_object(x, false)
+  local cert = st.s:peer_chain()[n]
+  return cert and cert_object(cert, true)
+end
+
+local function objects(chain)
+  for i, x in ipairs(chain) do chain[i] = cert_object(x, true) end
+  return chain
 end
 
 function methods.getpeerchain(conn)
   local st = check(conn, "getpeerchain")
   if not connected(st) then return nil, "closed" end
-  local list, ssl = {}, st.s.ptr
-  if st.s.server then
-    local leaf = C.SSL_get1_peer_certificate(ssl)
-    if leaf == nil then return list end
-    list[1] = cert_object(leaf, true)
-  end
-  local chain = C.SSL_get_peer_cert_chain(ssl)
-  for i = 0, lib.sk_X509_num(chain) - 1 do
-    list[#list + 1] = cert_object(lib.sk_X509_value(chain, i), false)
-  end
-  return list
-end
-
-local chain_out = ffi.new("struct stack_st_X509 *[1]")
-
-local function local_chain(ssl)
-  chain_out[0] = nil
-  lib.SSL_get0_chain_certs(ssl, chain_out)
-  return chain_out[0]
+  return objects(st.s:peer_chain())
 end
 
 function methods.getlocalcertificate(conn, n)
@@ -783,31 +728,14 @@ function methods.getlocalcertificate(conn, n)
   n = args.optinteger(n, 2, "getlocalcertificate", 1)
   if not connected(st) then return nil, "closed" end
   if n < 1 then return nil, "invalid certificate index" end
-  local ssl = st.s.ptr
-  if n == 1 then
-    local cert = C.SSL_get_certificate(ssl)
-    if cert == nil then return nil end
-    return cert_object(cert, false)
-  end
-  local chain = local_chain(ssl)
-  if chain == nil or n - 2 >= lib.sk_X509_num(chain) then return nil end
-  local x = lib.sk_X509_value(chain, n - 2)
-  if x == nil then return nil end
-  return cert_object(x, false)
+  local cert = st.s:own_chain()[n]
+  return cert and cert_object(cert, true)
 end
 
 function methods.getlocalchain(conn)
   local st = check(conn, "getlocalchain")
   if not connected(st) then return nil, "closed" end
-  local list, ssl = {}, st.s.ptr
-  local cert = C.SSL_get_certificate(ssl)
-  if cert == nil then return list end
-  list[1] = cert_object(cert, false)
-  local chain = local_chain(ssl)
-  for i = 0, lib.sk_X509_num(chain) - 1 do
-    list[#list + 1] = cert_object(lib.sk_X509_value(chain, i), false)
-  end
-  return list
+  return objects(st.s:own_chain())
 end
 
 -- Host names and the wrapped socket ----------------------------------------------------
@@ -826,12 +754,12 @@ end
 -- "host name mismatch: ..." when the name check failed.
 function core.explain_verify_failure(conn, host)
   local st = check(conn, "explain_verify_failure")
-  if st.s.ptr == nil then return "certificate verify failed" end
-  local result = tonumber(C.SSL_get_verify_result(st.s.ptr))
+  local result, text = st.s:verify_result()
+  if not result then return "certificate verify failed" end
   if result == K.X509_V_ERR_HOSTNAME_MISMATCH or result == K.X509_V_ERR_IP_ADDRESS_MISMATCH then
     return ("host name mismatch: the certificate is not valid for %s"):format(host or "this host")
   end
-  return "certificate verify failed: " .. ffi_string(crypto.X509_verify_cert_error_string(result))
+  return "certificate verify failed: " .. text
 end
 
 -- The object ssl.wrap took the fd from, for the passthroughs below.  A
@@ -885,11 +813,7 @@ passthrough("setoption")
 function methods.setdane(conn, basedomain)
   local st = check(conn, "setdane")
   basedomain = args.string(basedomain, 2, "setdane")
-  if st.s.ptr == nil then return false end
-  lib.clear_errors()
-  local ok = C.SSL_dane_enable(st.s.ptr, basedomain) > 0
-  lib.clear_errors()
-  return ok
+  return st.s:enable_dane(basedomain)
 end
 
 function methods.settlsa(conn, usage, selector, mtype, data)
@@ -899,11 +823,7 @@ function methods.settlsa(conn, usage, selector, mtype, data)
   selector = args.integer(selector, 3, "settlsa", 0, 255)
   mtype = args.integer(mtype, 4, "settlsa", 0, 255)
   data = args.string(data, 5, "settlsa")
-  if st.s.ptr == nil then return false end
-  lib.clear_errors()
-  local ok = C.SSL_dane_tlsa_add(st.s.ptr, usage, selector, mtype, data, #data) > 0
-  lib.clear_errors()
-  return ok
+  return st.s:add_tlsa(usage, selector, mtype, data)
 end
 
 -- ssl.core extras -------------------------------------------------------------------------------
@@ -918,7 +838,7 @@ end
 
 -- For ssl.rawconnection: the SSL* (valid until close or collection).
 function core.rawconnection(conn)
-  return check(conn, "rawconnection").s.ptr
+  return check(conn, "rawconnection").s:raw()
 end
 
 -- For ssl.wrap: keeps ctx alive as long as conn (state already does).

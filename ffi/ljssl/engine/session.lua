@@ -25,6 +25,7 @@ local bit = require "bit"
 local lib = require "ljssl.lib"
 local cb = require "ljssl.engine.callbacks"
 local names = require "ljssl.engine.names"
+local cert = require "ljssl.engine.cert"
 
 local C, crypto, K = lib.ssl, lib.crypto, lib.K
 local clear_errors = lib.clear_errors
@@ -97,9 +98,14 @@ end
 
 -- Transports ------------------------------------------------------------------------------
 
-function Session:set_fd(fd)
+-- `owns`: the SSL's socket BIO closes the fd when the SSL is freed (BIO_CLOSE),
+-- so a session dropped without close() still closes it, with no box of its own.
+function Session:set_fd(fd, owns)
   lib.clear_errors()
   if C.SSL_set_fd(self.ptr, fd) ~= 1 then return nil, (select(2, lib.pop_error())) end
+  if owns and fd >= 0 then
+    crypto.BIO_ctrl(C.SSL_get_rbio(self.ptr), K.BIO_CTRL_SET_CLOSE, K.BIO_CLOSE, nil)
+  end
   self.fd = fd
   return true
 end
@@ -216,7 +222,15 @@ function Session:cipher()
   local bits = C.SSL_CIPHER_get_bits(c, cipher_algbits)
   C.SSL_CIPHER_description(c, cipher_desc, 256)
   return ffi.string(C.SSL_CIPHER_get_name(c)), tonumber(bits), tonumber(cipher_algbits[0]),
-    (ffi.string(cipher_desc):gsub("\n$", ""))
+    ffi.string(cipher_desc)
+end
+
+-- The compression method's name (none in any OpenSSL 3 build ljssl meets), or nil.
+function Session:compression()
+  if self.ptr == nil then return nil end
+  local comp = C.SSL_get_current_compression(self.ptr)
+  if comp == nil then return nil end
+  return opt_string(C.SSL_COMP_get_name(comp))
 end
 
 -- The protocol ALPN selected, or nil.
@@ -248,12 +262,17 @@ function Session:info()
            group = self:group(), reused = self:reused() }
 end
 
+-- OpenSSL's text for an X509_V_* code ("certificate has expired").
+function session.verify_text(code)
+  return ffi.string(crypto.X509_verify_cert_error_string(code))
+end
+
 -- The chain's verification result: OpenSSL's X509_V_* code (0 is success) and
--- its text ("certificate has expired").
+-- its text.
 function Session:verify_result()
   if self.ptr == nil then return nil end
   local code = tonumber(C.SSL_get_verify_result(self.ptr))
-  return code, ffi.string(crypto.X509_verify_cert_error_string(code))
+  return code, session.verify_text(code)
 end
 
 -- Every verification failure seen in the handshake, deepest first as OpenSSL
@@ -263,11 +282,7 @@ function Session:verify_errors()
   return cb.verify_errors(self.ptr)
 end
 
-local function owned_x509(x)
-  if x == nil then return nil end
-  ffi.gc(x, crypto.X509_free)
-  return x
-end
+local owned_x509 = cert.own
 
 -- The peer's certificate (an owned X509 *, freed by the GC), or nil.
 function Session:peer_certificate()
@@ -288,10 +303,71 @@ function Session:peer_chain()
   local chain = C.SSL_get_peer_cert_chain(self.ptr)
   if chain == nil then return list end
   for i = 0, lib.sk_X509_num(chain) - 1 do
-    local x = lib.sk_X509_value(chain, i)
-    if crypto.X509_up_ref(x) == 1 then list[#list + 1] = owned_x509(x) end
+    list[#list + 1] = cert.ref(lib.sk_X509_value(chain, i))
   end
   return list
+end
+
+local chain_out = ffi.new("struct stack_st_X509 *[1]")
+
+-- Our own certificate and the chain sent with it, leaf first, as owned X509
+-- pointers (empty without a certificate).
+function Session:own_chain()
+  local list = {}
+  if self.ptr == nil then return list end
+  local leaf = C.SSL_get_certificate(self.ptr)
+  if leaf == nil then return list end
+  list[1] = cert.ref(leaf)
+  chain_out[0] = nil
+  lib.SSL_get0_chain_certs(self.ptr, chain_out)
+  local chain = chain_out[0]
+  if chain ~= nil then
+    for i = 0, lib.sk_X509_num(chain) - 1 do list[#list + 1] = cert.ref(lib.sk_X509_value(chain, i)) end
+  end
+  return list
+end
+
+-- SNI: the name a client asks for.
+function Session:set_servername(name)
+  if self.ptr == nil then return nil, "closed" end
+  return lib.check("invalid server name", lib.SSL_set_tlsext_host_name, self.ptr, name) and true
+end
+
+-- SNI on a server: switch to the engine context `map[name]` for the name the
+-- client asks for; `strict` refuses names not in the map.  The session keeps
+-- the contexts alive.
+function Session:serve_by_name(map, strict)
+  if self.ptr == nil then return nil, "closed" end
+  local ctxs, ptrs = { self.ctx.ptr }, {}
+  self.sni_contexts = {}
+  for name, e in pairs(map) do
+    ptrs[name] = e.ptr
+    ctxs[#ctxs + 1] = e.ptr
+    self.sni_contexts[#self.sni_contexts + 1] = e
+  end
+  local ok, err = cb.set_sni(self.ptr, ctxs, ptrs, strict)
+  choose(self)          -- a context SNI may switch to can run Lua callbacks
+  return ok, err
+end
+
+-- DANE (RFC 6698): authenticate the peer by TLSA records for `basedomain`.
+function Session:enable_dane(basedomain)
+  if self.ptr == nil then return false end
+  return lib.check(nil, C.SSL_dane_enable, self.ptr, basedomain) ~= nil
+end
+
+function Session:add_tlsa(usage, selector, mtype, data)
+  if self.ptr == nil then return false end
+  return lib.check(nil, C.SSL_dane_tlsa_add, self.ptr, usage, selector, mtype, data, #data) ~= nil
+end
+
+-- Hands OpenSSL's record buffers back (32 KiB while allocated) unless it holds
+-- bytes not yet returned; they are allocated again at the next I/O.  Never
+-- while data is pending, which also keeps clear of CVE-2024-4741 (OpenSSL
+-- before 3.0.14).
+function Session:release_buffers()
+  local p = self.ptr
+  if p ~= nil and C.SSL_has_pending(p) == 0 then C.SSL_free_buffers(p) end
 end
 
 -- The Finished messages (ours, the peer's) as strings, or nil before them.
