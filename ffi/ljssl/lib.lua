@@ -87,17 +87,29 @@ end
 
 -- When the process already links OpenSSL (nginx/OpenResty), use that copy, so
 -- that one process never runs two OpenSSLs; otherwise load libcrypto, then libssl.
+-- Only the version area is declared while loading, so libcrypto is found by
+-- its version function now, and libssl in the process (ssl_namespace below)
+-- once the ssl area is declared.
 local function in_process()
   if os.getenv("LJSSL_LIBSSL") or os.getenv("LJSSL_LIBCRYPTO") then return false end
-  return pcall(function() return ffi.C.OpenSSL_version_num and ffi.C.SSL_CTX_new end)
+  return pcall(function() return ffi.C.OpenSSL_version_num end)
 end
 
 local crypto, ssl
 if in_process() then
-  crypto, ssl = ffi.C, ffi.C
+  crypto = ffi.C
 else
   crypto = load_library("LJSSL_LIBCRYPTO", { "libcrypto.so.3", "crypto" })
   ssl = load_library("LJSSL_LIBSSL", { "libssl.so.3", "ssl" })
+end
+
+local function ssl_namespace()
+  if ssl == nil then
+    declare("ssl")
+    ssl = pcall(function() return ffi.C.SSL_CTX_new end) and ffi.C
+      or load_library("LJSSL_LIBSSL", { "libssl.so.3", "ssl" })
+  end
+  return ssl
 end
 -- lib.ssl and lib.crypto: the namespaces, given out (see the end of this file)
 -- once every area is declared; lib.libc (ffi.C) once the libc area is.
@@ -133,7 +145,7 @@ function lib.optional(name)
   declare_all()
   for _, area in pairs(areas) do
     if deprecated_in(area, name) then
-      local namespace = area.lib == "ssl" and ssl or crypto
+      local namespace = area.lib == "ssl" and ssl_namespace() or crypto
       local ok, found = pcall(function() return namespace[name] end)
       if not ok then return nil, "needs an OpenSSL built with its deprecated APIs" end
       optional_found[name] = found
@@ -146,7 +158,7 @@ function lib.optional(name)
       if lib.version_number < tonumber(major) * 0x10000000 + tonumber(minor) * 0x100000 then
         return nil, needs
       end
-      local namespace = area.lib == "ssl" and ssl or crypto
+      local namespace = area.lib == "ssl" and ssl_namespace() or crypto
       local ok, found = pcall(function() return namespace[name] end)
       if not ok then return nil, needs end
       optional_found[name] = found
@@ -181,7 +193,7 @@ local find_shim, shim_looked
 setmetatable(lib, { __index = function(_, key)
   if key == "ssl" or key == "crypto" then
     declare_all()
-    rawset(lib, "ssl", ssl)
+    rawset(lib, "ssl", ssl_namespace())
     rawset(lib, "crypto", crypto)
     return rawget(lib, key)
   elseif key == "libc" then
@@ -190,7 +202,7 @@ setmetatable(lib, { __index = function(_, key)
     return ffi.C
   end
   if not find_shim then
-    find_shim = require("ljssl.lib_more")(lib, crypto, ssl, K, declare)
+    find_shim = require("ljssl.lib_more")(lib, crypto, ssl_namespace(), K, declare)
   end
   if (key == "shim" or key == "shim_info") and not shim_looked then
     shim_looked = true

@@ -63,32 +63,37 @@ function Pump:incoming_eof()
   if self.s.rbio ~= nil then self.s:feed_eof() end
 end
 
+-- Whether OpenSSL may still have something to read: ciphertext not yet
+-- processed, or a record only partly returned.
+local function more_inside(s)
+  local rbio = s.rbio
+  return rbio ~= nil and (BIO_pending(rbio) > 0 or s:has_pending())
+end
+
 -- Ciphertext out --------------------------------------------------------------------------
 
--- Moves what OpenSSL wrote into the out buffer.
+-- Moves what OpenSSL wrote into the out buffer: a memory BIO hands out all it
+-- holds in one read, so this is one BIO_pending and at most one BIO_read (no
+-- loop: a loop here would abort the caller's trace).  Every method that calls
+-- the session collects before returning, so the out buffer is always current.
 local function collect(self)
   local wbio = self.s.wbio
   if wbio == nil then return end
   local n = BIO_pending(wbio)
-  while n > 0 do
-    local p = self.out:reserve(n)
-    local got = crypto.BIO_read(wbio, p, n)
-    if got <= 0 then break end
-    self.out:commit(got)
-    n = BIO_pending(wbio)
+  if n > 0 then
+    local out = self.out
+    local got = crypto.BIO_read(wbio, out:reserve(n), n)
+    out:commit(got > 0 and got or 0)
   end
 end
-Pump.collect = collect
 
--- Bytes waiting to be sent (after collecting OpenSSL's).
+-- Bytes waiting to be sent.
 function Pump:outgoing_size()
-  collect(self)
   return #self.out
 end
 
 -- The ciphertext to send: a pointer and a length valid until the next call.
 function Pump:outgoing()
-  collect(self)
   return self.out:ref()
 end
 
@@ -98,7 +103,6 @@ end
 
 -- All queued ciphertext as one string, emptying the queue.
 function Pump:take_outgoing()
-  collect(self)
   if #self.out == 0 then return "" end
   return self.out:get()
 end
@@ -172,34 +176,50 @@ function Pump:write(data, len)
   return len
 end
 
+-- Reads once into `into`: bytes (> 0) or a status.
+local function read_once(s, into, room)
+  local n, msg, a, b = s:read(into:reserve(room), room)
+  into:commit(n > 0 and n or 0)
+  return n, msg, a, b
+end
+
+local function read_rest(self, into, max, got)
+  local s = self.s
+  while true do
+    local room = max and math.min(RECORD, max - got) or RECORD
+    if room <= 0 then collect(self); return got, DONE end
+    if got > 0 and not self.ended and not more_inside(s) then
+      -- nothing left to decrypt: the read that would only say so is skipped
+      collect(self)
+      return got, WANT_READ
+    end
+    local n, msg, a, b = read_once(s, into, room)
+    if n <= 0 then collect(self); return got, n, msg, a, b end
+    got = got + n
+  end
+end
+
 -- Decrypts everything available into the string.buffer `into` (at most `max`
 -- bytes when given).  Answers the bytes appended and the status that ended
 -- the reading (WANT_READ: needs more ciphertext; CLOSED, EOF, ERROR, ...) with
 -- its message.  Queued plaintext is retried first: what it waited for may have
--- arrived.
+-- arrived.  The common case — one record in, nothing more inside — is one
+-- SSL_read and no loop.
 function Pump:read(into, max)
   if self.plain and #self.plain > 0 then
     local n, msg, a, b = push_plain(self)
     if n and n ~= WANT_READ and n ~= WANT_WRITE then return 0, n, msg, a, b end
   end
-  local s, got = self.s, 0
-  local status, msg, a, b
-  while true do
-    local room = max and math.min(RECORD, max - got) or RECORD
-    if room <= 0 then status = DONE; break end
-    local p = into:reserve(room)
-    local n
-    n, msg, a, b = s:read(p, room)
-    if n <= 0 then
-      into:commit(0)
-      status = n
-      break
-    end
-    into:commit(n)
-    got = got + n
+  local s = self.s
+  local room = max and math.min(RECORD, max) or RECORD
+  if room <= 0 then return 0, DONE end
+  local n, msg, a, b = read_once(s, into, room)
+  if n <= 0 then collect(self); return 0, n, msg, a, b end
+  if n < room and not self.ended and not more_inside(s) then
+    collect(self)
+    return n, WANT_READ
   end
-  collect(self)
-  return got, status, msg, a, b
+  return read_rest(self, into, max, n)
 end
 
 function Pump:shutdown()
