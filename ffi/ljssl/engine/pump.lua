@@ -138,42 +138,48 @@ local function push_plain(self)
   return nil
 end
 
+-- What a write could not finish: the rest is queued when the session must
+-- first hear from the peer (WANT_*), or the failure is answered.
+local function write_rest(self, p, len, off, n, msg, a, b)
+  local s = self.s
+  while n > 0 do
+    off = off + n
+    if off == len then collect(self); return len end
+    n, msg, a, b = s:write(p + off, len - off)
+  end
+  collect(self)
+  if n ~= WANT_READ and n ~= WANT_WRITE then
+    if off > 0 then return off end
+    return n, msg, a, b
+  end
+  self.plain = self.plain or strbuf.new()
+  self.plain:putcdata(p + off, len - off)
+  return len
+end
+
 -- Encrypts `data` (a string, or a pointer and `len`).  Answers the number of
 -- bytes taken — all of them, queued when the session must first hear from
 -- the peer — or a failure status and message (the queue is then dropped).
+-- The common case, one SSL_write taking everything, has no loop (a loop here
+-- would abort the traces of the face's callers).
 function Pump:write(data, len)
   len = len or #data
-  if self.plain and #self.plain > 0 then
+  local plain = self.plain
+  if plain and #plain > 0 then
     if type(data) == "string" then
-      self.plain:put(len == #data and data or data:sub(1, len))
+      plain:put(len == #data and data or data:sub(1, len))
     else
-      self.plain:putcdata(data, len)
+      plain:putcdata(data, len)
     end
-  else
-    local s = self.s
-    local p = type(data) == "string" and ffi.cast(cptr, data) or data
-    local off = 0
-    while off < len do
-      local n, msg, a, b = s:write(p + off, len - off)
-      if n <= 0 then
-        if n ~= WANT_READ and n ~= WANT_WRITE then
-          collect(self)
-          if off > 0 then return off end
-          return n, msg, a, b
-        end
-        break
-      end
-      off = off + n
-    end
-    collect(self)
-    if off == len then return len end
-    self.plain = self.plain or strbuf.new()
-    self.plain:putcdata(p + off, len - off)
+    local n, msg, a, b = push_plain(self)
+    if n and n ~= WANT_READ and n ~= WANT_WRITE then return n, msg, a, b end
     return len
   end
-  local n, msg, a, b = push_plain(self)
-  if n and n ~= WANT_READ and n ~= WANT_WRITE then return n, msg, a, b end
-  return len
+  if len == 0 then return 0 end
+  local p = type(data) == "string" and ffi.cast(cptr, data) or data
+  local n, msg, a, b = self.s:write(p, len)
+  if n == len then collect(self); return len end
+  return write_rest(self, p, len, 0, n, msg, a, b)
 end
 
 -- Reads once into `into`: bytes (> 0) or a status.
