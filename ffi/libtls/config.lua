@@ -102,8 +102,9 @@ end
 local mem_data = ffi.new("char *[1]")
 
 -- What write(bio, ...) puts in a fresh memory BIO, as a string; or nil, the
--- error queue drained.  (For the face: PEM of keys and sessions.)
-function config.bio_string(write, ...)
+-- error queue drained.  The face's PEM of keys and sessions; not public API
+-- (config.internal).
+local function bio_string(write, ...)
   local bio = crypto.BIO_new(crypto.BIO_s_mem())
   if bio == nil then lib.clear_errors(); return nil end
   local out
@@ -132,7 +133,7 @@ function config.load_file(path, password)
     lib.clear_errors()
     return nil, E.new("load_file", "failed to read private key")
   end
-  local pem = config.bio_string(crypto.PEM_write_bio_PrivateKey, key, nil, nil, 0, nil, nil)
+  local pem = bio_string(crypto.PEM_write_bio_PrivateKey, key, nil, nil, 0, nil, nil)
   crypto.EVP_PKEY_free(key)
   if not pem then return nil, E.new("load_file", "failed to write private key") end
   return pem
@@ -471,6 +472,9 @@ switch("verify_client_optional", function(st) st.verify_client = 2 end)
 switch("clear_keys", function(st)
   for _, kp in ipairs(st.keypairs) do kp.key = nil end
 end)
+
+-- Helpers for the rest of the face, not public API.
+config.internal = { bio_string = bio_string }
 
 -- The config's last error message (tls_config_error), for libtls contexts.
 function config.error_of(cfg)

@@ -322,7 +322,7 @@ local function save_session(st)
   if st.kind ~= "client" or cst.session_fd == -1 or st.session_saved then return end
   local sess = st.s:resumable_session()
   if not sess then return end
-  local pem = config.bio_string(C.PEM_write_bio_SSL_SESSION, sess)
+  local pem = config.internal.bio_string(C.PEM_write_bio_SSL_SESSION, sess)
   if not pem then return end
   if libc.ftruncate(cst.session_fd, 0) == 0 and libc.pwrite(cst.session_fd, pem, #pem, 0) == #pem then
     st.session_saved = true
