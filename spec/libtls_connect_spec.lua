@@ -10,13 +10,10 @@
 local ffi = require "ffi"
 local socket = require "socket"
 local helpers = require "helpers"
-local oracle = require "oracle.libtls"
 
-local ljssl = { name = "ljssl", config = require "libtls.config" }
-do
-  local tls = require "libtls"
-  ljssl.client, ljssl.server = tls.client, tls.server
-end
+-- the two implementations, each with config.new and client
+local oracle = require "oracle.libtls"
+local ljssl = { config = require "libtls.config", client = require("libtls").client }
 
 pcall(ffi.cdef, "int fcntl(int, int, ...);")
 local F_GETFD, F_SETFL, F_GETFL = 1, 4, 3
