@@ -82,7 +82,9 @@ local function write_plain(obj, st, data)
 end
 
 -- Decrypts everything the session can give into the read buffer; then what
--- waited for the peer is written, and the handlers run.
+-- waited for the peer is written, and the handlers run: all but the last
+-- ready_read here, which the caller fires when drain answers the object
+-- (tcp's on_readable; see there why).
 local function drain(obj)
   local st = S[obj]
   local pump = st.pump
@@ -91,10 +93,12 @@ local function drain(obj)
   if got > 0 then tcp.appended(st) end
   if status == CLOSED or status == EOF then
     if got > 0 then fire(obj, "ready_read_handler") end
-    return tcp.remote_closed(obj)
+    tcp.remote_closed(obj)
+    return nil
   elseif status ~= WANT_READ and status ~= WANT_WRITE then
     set_error(obj, ERRORS.SSL_INTERNAL_ERROR, "Error while reading: " .. tostring(msg))
-    return shut(obj)
+    shut(obj)
+    return nil
   end
   local taken = 0
   if before > 0 then
@@ -105,7 +109,11 @@ local function drain(obj)
   end
   flush(obj)
   if taken > 0 then fire(obj, "bytes_written_handler", taken) end
-  if got > 0 then fire(obj, "ready_read_handler") end
+  if got > 0 then return obj end
+end
+
+local function drain_now(obj)
+  if drain(obj) then fire(obj, "ready_read_handler") end
 end
 
 local function step_handshake(obj)
@@ -118,7 +126,7 @@ local function step_handshake(obj)
     st.encrypted = true
     fire(obj, "encrypted_handler")
     if st.pump and #st.queued > 0 then write_plain(obj, st, st.queued:get()) end
-    if st.pump then drain(obj) end
+    if st.pump then drain_now(obj) end
   elseif status ~= WANT_READ and status ~= WANT_WRITE then
     local text = msg
     if msg == "certificate verify failed" then
@@ -166,7 +174,7 @@ local encrypted = {
   incoming = function(obj, st, p, n)
     st.pump:incoming(p, n)
     if not st.encrypted then return step_handshake(obj) end
-    drain(obj)
+    return drain(obj)
   end,
   pending = function(st) return #st.out + #st.queued + st.pump:outgoing_size() + st.pump:pending_plain() end,
   outgoing = function(st)
@@ -198,14 +206,16 @@ function begin_tls(obj, role)
   local e, err = sslconfig.context_for(st.configuration, role, mode)
   if not e then
     set_error(obj, ERRORS.SSL_INVALID_USERDATA_ERROR, err)
-    return shut(obj)
+    shut(obj)
+    return nil
   end
   local s = session.new(e, role == "server")
   local p = s and pump_lib.new(s)
   if not p then
     if s then s:free() end
     set_error(obj, ERRORS.SSL_INTERNAL_ERROR, "cannot create an SSL session")
-    return shut(obj)
+    shut(obj)
+    return nil
   end
   st.tls, st.pump, st.io, st.encrypted = s, p, encrypted, false
   if role == "client" then

@@ -270,11 +270,12 @@ function flush(obj)
 end
 tcp.flush = flush
 
--- The plain transport: the bytes are the stream's.
+-- The plain transport: the bytes are the stream's.  incoming answers the
+-- object whose ready_read_handler the caller fires (see on_readable).
 function plain.incoming(obj, st, p, n)
   st.rbuf:putcdata(p, n)
   appended(st)
-  fire(obj, "ready_read_handler")
+  return obj
 end
 
 function plain.write(obj, st, data)
@@ -294,16 +295,36 @@ function plain.written(obj, n) fire(obj, "bytes_written_handler", n) end
 local READ = 65536
 local scratch = ffi.new("uint8_t[?]", READ)
 
-local function on_readable(fd)
-  local obj = by_fd[fd]
-  local st = obj and S[obj]
-  if not st or st.fd ~= fd then return end
-  local n = tonumber(libc.read(fd, scratch, READ))
-  if n > 0 then return st.io.incoming(obj, st, scratch, n) end
+-- read(2) answered n <= 0: the peer's FIN, or an error other than "try again".
+local function read_failed(obj, n)
   if n == 0 then return remote_closed(obj) end          -- the peer's FIN
   local e = ffi.errno()
   if e ~= EAGAIN and e ~= EWOULDBLOCK and e ~= EINTR then return remote_closed(obj) end
 end
+
+-- The I/O of a readable event: answers the object whose ready_read_handler
+-- is to fire now, or nil (handlers that must run earlier, and the close
+-- sequence, run inside).  It fires no handler on the common path and is
+-- called from on_readable below, a Lua frame, so its JIT trace can end by
+-- returning there (a trace returning into the loop's pcall cannot be
+-- compiled; a trace through a user's handler stops at the handler's loops).
+local function read_event(fd)
+  local obj = by_fd[fd]
+  local st = obj and S[obj]
+  if not st or st.fd ~= fd then return nil end
+  local n = tonumber(libc.read(fd, scratch, READ))
+  if n > 0 then return st.io.incoming(obj, st, scratch, n) end
+  return read_failed(obj, n)
+end
+
+local function on_readable(fd)
+  local obj = read_event(fd)
+  if obj then fire(obj, "ready_read_handler") end
+end
+-- Kept in the interpreter: it only calls read_event, whose trace returns
+-- here, and the handler (a trace of this function could not return into the
+-- loop's pcall, and would try the user's handler).
+jit.off(on_readable)
 
 -- Called once connected (client or accepted): start reading.
 local function connected(obj)
