@@ -29,6 +29,29 @@ describe("engine certificates", function()
     assert.equal(0, tonumber(lib.crypto.ERR_peek_error()))
   end)
 
+  it("gives the validity period in seconds since 1970, and any write as a string", function()
+    local x = assert(cert.decode(assert(io.open(pki.server)):read("*a")))
+    local now = os.time()
+    assert.is_true(cert.not_before(x) <= now)
+    assert.is_true(cert.not_after(x) > now)
+    assert.equal(-1, cert.epoch(nil))
+    assert.equal(cert.pem(x), cert.bio_string(lib.crypto.PEM_write_bio_X509, x))
+  end)
+
+  it("names subjects longer than any fixed buffer", function()
+    local dir = helpers.tmpdir()
+    local long = ("x"):rep(60)
+    local subj = "/CN=" .. long
+    for i = 1, 20 do subj = subj .. "/OU=" .. long .. i end
+    assert(helpers.sh(("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes " ..
+      "-keyout k.pem -out c.pem -days 1 -subj '%s' 2>&1"):format(dir, subj)))
+    local x = assert(cert.decode(assert(io.open(dir .. "/c.pem")):read("*a")))
+    local name = cert.subject(x)
+    assert.is_true(#name > 1024)
+    assert.equal(name, cert.issuer(x))
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("takes its own reference to a borrowed certificate", function()
     local x = assert(cert.decode(assert(io.open(pki.ca)):read("*a")))
     local y = assert(cert.ref(x))

@@ -9,6 +9,7 @@ local bit = require "bit"
 local lib = require "ljssl.lib"
 local engine = require "ljssl.engine.context"
 local object = require "ljssl.engine.object"
+local cert = require "ljssl.engine.cert"
 local E = require "libtls.error"
 
 local crypto, K, libc = lib.crypto, lib.K, lib.libc
@@ -99,22 +100,7 @@ function config.default_ca_cert_file()
   return p ~= nil and ffi.string(p) or nil
 end
 
-local mem_data = ffi.new("char *[1]")
-
--- What write(bio, ...) puts in a fresh memory BIO, as a string; or nil, the
--- error queue drained.  The face's PEM of keys and sessions; not public API
--- (config.internal).
-local function bio_string(write, ...)
-  local bio = crypto.BIO_new(crypto.BIO_s_mem())
-  if bio == nil then lib.clear_errors(); return nil end
-  local out
-  if lib.check(nil, write, bio, ...) then
-    local n = tonumber(lib.BIO_get_mem_data(bio, mem_data))
-    out = ffi.string(mem_data[0], n)
-  end
-  crypto.BIO_free(bio)
-  return out
-end
+local bio_string = cert.bio_string       -- the PEM of a key
 
 -- A file's contents; with a password, the file is a private key, returned
 -- decrypted as PEM.
@@ -474,7 +460,6 @@ switch("clear_keys", function(st)
 end)
 
 -- Helpers for the rest of the face, not public API.
-config.internal = { bio_string = bio_string }
 
 -- The config's last error message (tls_config_error), for libtls contexts.
 function config.error_of(cfg)

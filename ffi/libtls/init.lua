@@ -322,7 +322,7 @@ local function save_session(st)
   if st.kind ~= "client" or cst.session_fd == -1 or st.session_saved then return end
   local sess = st.s:resumable_session()
   if not sess then return end
-  local pem = config.internal.bio_string(C.PEM_write_bio_SSL_SESSION, sess)
+  local pem = x509.bio_string(C.PEM_write_bio_SSL_SESSION, sess)
   if not pem then return end
   if libc.ftruncate(cst.session_fd, 0) == 0 and libc.pwrite(cst.session_fd, pem, #pem, 0) == #pem then
     st.session_saved = true
@@ -357,8 +357,7 @@ function methods.connect_fds(ctx, fdr, fdw, servername)
   end
   st.engine, st.s, st.servername, st.fd = e, s, servername, fdr
   st.state = { connected = true }
-  -- ask for the server's OCSP staple (no engine answer yet: the SSL itself)
-  lib.SSL_set_tlsext_status_type(s:raw(), K.TLSEXT_STATUSTYPE_ocsp)
+  s:request_ocsp_staple()                -- the server's OCSP staple
   load_session(st, cst)
   return true
 end
@@ -435,11 +434,8 @@ function methods.accept_fds(ctx, fdr, fdw)
   if not s then return nil, fail(st, "accept_fds", "ssl failure") end
   s:set_fds(fdr, fdw)
   if #st.sni > 0 then
-    -- the extra keypairs' contexts, chosen by their certificates' names (the
-    -- engine's SNI takes the SSL and SSL_CTX pointers)
-    local all, ptrs = { st.engine.ptr }, {}
-    for _, e in ipairs(st.sni) do all[#all + 1] = e.ptr; ptrs[#ptrs + 1] = e.ptr end
-    cb.set_sni(s:raw(), all, {}, false, ptrs)
+    -- the extra keypairs' contexts, chosen by their certificates' names
+    s:serve_by_certificate(st.sni)
   end
   cs.engine, cs.s, cs.fd, cs.server_ctx = st.engine, s, fdr, ctx
   cs.state = { connected = true }
@@ -456,24 +452,21 @@ end
 
 -- The connection ----------------------------------------------------------------------------
 
-local staple_out = ffi.new("unsigned char *[1]")
-
 -- A client's check of the server's stapled OCSP response, after the handshake
 -- (libtls does it from a callback during the handshake).  Without a staple the
 -- OCSP setup still runs, and its complaint is kept as the context's error.
 local function check_staple(st, cst, peer)
-  -- the staple (no engine answer yet: the SSL itself)
-  local len = lib.SSL_get_tlsext_status_ocsp_resp(st.s:raw(), staple_out)
-  if len <= 0 and cst.ocsp_require_stapling then return false, "no stapled OCSP response provided" end
+  local staple = st.s:ocsp_staple()
+  if not staple and cst.ocsp_require_stapling then return false, "no stapled OCSP response provided" end
   local err
   st.ocsp, err = ocsp.setup(st.s, peer)
-  if len <= 0 then
+  if not staple then
     if not st.ocsp then st.error = err end
     return true
   end
   if not st.ocsp then return false, err end
   if not cst.verify_cert or not cst.verify_time then return true end
-  return ocsp.process(st.ocsp, ffi_string(staple_out[0], len), st.engine)
+  return ocsp.process(st.ocsp, staple, st.engine)
 end
 
 -- libtls's handshake step: true, or nil and WANT_POLLIN/OUT, or false and a message.
@@ -725,26 +718,14 @@ local function hex(bytes)
   return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
--- X509_NAME_oneline without a length limit, as libtls (ljssl.engine.cert's
--- subject and issuer stop at 1023 bytes).
-local function oneline(name)
-  local text = crypto.X509_NAME_oneline(name, nil, 0)
-  if text == nil then return end
-  local out = ffi_string(text)
-  lib.OPENSSL_free(text)
-  return out
-end
-
-local epoch = ocsp.epoch
-
 getter("peer_cert_hash", peer_cert, nil, function(p)
   local digest = x509.digest(p, crypto.EVP_sha256())
   if digest then return "SHA256:" .. hex(digest) end
 end)
-getter("peer_cert_subject", peer_cert, nil, function(p) return oneline(crypto.X509_get_subject_name(p)) end)
-getter("peer_cert_issuer", peer_cert, nil, function(p) return oneline(crypto.X509_get_issuer_name(p)) end)
-getter("peer_cert_notbefore", peer_cert, -1, function(p) return epoch(crypto.X509_get0_notBefore(p)) end)
-getter("peer_cert_notafter", peer_cert, -1, function(p) return epoch(crypto.X509_get0_notAfter(p)) end)
+getter("peer_cert_subject", peer_cert, nil, x509.subject)
+getter("peer_cert_issuer", peer_cert, nil, x509.issuer)
+getter("peer_cert_notbefore", peer_cert, -1, x509.not_before)
+getter("peer_cert_notafter", peer_cert, -1, x509.not_after)
 
 -- The peer's leaf, then the chain it sent without the leaf.
 function methods.peer_cert_chain_pem(ctx)

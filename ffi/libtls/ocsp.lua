@@ -4,6 +4,7 @@
 
 local ffi = require "ffi"
 local lib = require "ljssl.lib"
+local cert = require "ljssl.engine.cert"
 
 local C, crypto, K = lib.ssl, lib.crypto, lib.K
 local ffi_string = ffi.string
@@ -12,20 +13,11 @@ local ocsp = {}
 
 local JITTER_SEC, MAXAGE_SEC = 60, 14 * 24 * 60 * 60
 
-local epoch_time
-local pday, psec = ffi.new("int[1]"), ffi.new("int[1]")
 
 local check = lib.check
 
 -- An ASN1_TIME (or GENERALIZEDTIME) as seconds since 1970, or -1.
-function ocsp.epoch(t)
-  if t == nil then return -1 end
-  epoch_time = epoch_time or ffi.gc(crypto.ASN1_TIME_set(nil, 0), crypto.ASN1_TIME_free)
-  if not check(nil, crypto.ASN1_TIME_diff, pday, psec, epoch_time, ffi.cast("const ASN1_TIME *", t)) then
-    return -1
-  end
-  return pday[0] * 86400 + psec[0]
-end
+ocsp.epoch = cert.epoch
 
 -- The peer's OCSP details after a handshake of engine session `s` (`cert`, the
 -- peer's certificate from s:peer_certificate(), when the caller has it):
@@ -99,7 +91,7 @@ function ocsp.process(state, der, e)
   ffi.gc(br, crypto.OCSP_BASICRESP_free)
   local chain = peer_stack(state)
   if not chain then return nil, "ocsp verify failed" end
-  local store = C.SSL_CTX_get_cert_store(e.ptr)
+  local store = e:cert_store()
   if not check(nil, crypto.OCSP_basic_verify, br, chain, store, K.OCSP_TRUSTOTHER) then
     return nil, "ocsp verify failed"
   end

@@ -53,22 +53,22 @@ function cert.decode(data)
   return cert.own(x)
 end
 
--- Runs write(bio) on a fresh memory BIO; what it wrote, or nil.
-local function to_string(write, x)
+-- What write(bio, ...) writes into a fresh memory BIO (PEM_write_bio_X509,
+-- PEM_write_bio_PrivateKey, ...), as a string; nil when it fails.
+function cert.bio_string(write, ...)
   local bio = crypto.BIO_new(crypto.BIO_s_mem())
-  if bio == nil then return nil end
+  if bio == nil then lib.clear_errors(); return nil end
   local out
-  if write(bio, x) == 1 then
+  if lib.check(nil, write, bio, ...) then
     local n = tonumber(lib.BIO_get_mem_data(bio, memdata))
     out = ffi_string(memdata[0], n)
   end
   crypto.BIO_free(bio)
-  lib.clear_errors()
   return out
 end
 
 function cert.pem(x)
-  return to_string(crypto.PEM_write_bio_X509, x)
+  return cert.bio_string(crypto.PEM_write_bio_X509, x)
 end
 
 function cert.der(x)
@@ -80,15 +80,35 @@ function cert.der(x)
   return out
 end
 
--- "/C=../CN=.." one-line names, as OpenSSL's X509_NAME_oneline writes them.
-local name_buf = ffi.new("char[1024]")
+-- "/C=../CN=.." one-line names, as OpenSSL's X509_NAME_oneline writes them,
+-- of any length (with no buffer OpenSSL allocates one).
 local function oneline(name)
   if name == nil then return nil end
-  local p = crypto.X509_NAME_oneline(name, name_buf, 1024)
-  return p ~= nil and ffi_string(p) or nil
+  local p = crypto.X509_NAME_oneline(name, nil, 0)
+  if p == nil then lib.clear_errors(); return nil end
+  local out = ffi_string(p)
+  lib.OPENSSL_free(p)
+  return out
 end
 function cert.subject(x) return oneline(crypto.X509_get_subject_name(x)) end
 function cert.issuer(x) return oneline(crypto.X509_get_issuer_name(x)) end
+
+-- An ASN1_TIME (or GENERALIZEDTIME) as seconds since 1970, or -1.
+local epoch_zero
+local pday, psec = ffi.new("int[1]"), ffi.new("int[1]")
+local asn1_time_ptr = ffi.typeof("const ASN1_TIME *")
+function cert.epoch(t)
+  if t == nil then return -1 end
+  epoch_zero = epoch_zero or ffi.gc(crypto.ASN1_TIME_set(nil, 0), crypto.ASN1_TIME_free)
+  if not lib.check(nil, crypto.ASN1_TIME_diff, pday, psec, epoch_zero, ffi.cast(asn1_time_ptr, t)) then
+    return -1
+  end
+  return pday[0] * 86400 + psec[0]
+end
+
+-- The validity period's ends, in seconds since 1970 (-1 when unreadable).
+function cert.not_before(x) return cert.epoch(crypto.X509_get0_notBefore(x)) end
+function cert.not_after(x) return cert.epoch(crypto.X509_get0_notAfter(x)) end
 
 -- The digest of the DER encoding with `md` (an EVP_MD *, e.g. EVP_sha256()),
 -- as raw bytes.

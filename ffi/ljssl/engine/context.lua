@@ -41,6 +41,12 @@ function context.new(role, min, max)
   return self
 end
 
+-- The trust store the context verifies with (borrowed: valid while the
+-- context lives), for verifications of its own such as OCSP responses.
+function Context:cert_store()
+  return C.SSL_CTX_get_cert_store(self.ptr)
+end
+
 function Context:set_protocols(min, max)
   if lib.SSL_CTX_set_min_proto_version(self.ptr, min) ~= 1
      or lib.SSL_CTX_set_max_proto_version(self.ptr, max) ~= 1 then

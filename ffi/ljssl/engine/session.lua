@@ -350,6 +350,34 @@ function Session:serve_by_name(map, strict)
   return ok, err
 end
 
+-- SNI on a server by certificate: switch to whichever of the engine contexts
+-- `by_cert` holds a certificate valid for the name the client asks for.
+function Session:serve_by_certificate(by_cert)
+  if self.ptr == nil then return nil, "closed" end
+  local ctxs, ptrs = { self.ctx.ptr }, {}
+  self.sni_contexts = by_cert
+  for _, e in ipairs(by_cert) do ctxs[#ctxs + 1] = e.ptr; ptrs[#ptrs + 1] = e.ptr end
+  local ok, err = cb.set_sni(self.ptr, ctxs, {}, false, ptrs)
+  choose(self)
+  return ok, err
+end
+
+-- OCSP stapling, client side: ask the server for its staple, then read it
+-- (DER) after the handshake; nil when none came.
+function Session:request_ocsp_staple()
+  if self.ptr == nil then return nil, "closed" end
+  return lib.check("cannot request OCSP stapling", lib.SSL_set_tlsext_status_type,
+    self.ptr, K.TLSEXT_STATUSTYPE_ocsp) and true
+end
+
+local staple_out = ffi.new("unsigned char *[1]")
+function Session:ocsp_staple()
+  if self.ptr == nil then return nil end
+  local len = tonumber(lib.SSL_get_tlsext_status_ocsp_resp(self.ptr, staple_out))
+  if len <= 0 or staple_out[0] == nil then return nil end
+  return ffi.string(staple_out[0], len)
+end
+
 -- DANE (RFC 6698): authenticate the peer by TLSA records for `basedomain`.
 function Session:enable_dane(basedomain)
   if self.ptr == nil then return false end
