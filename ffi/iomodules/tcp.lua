@@ -75,9 +75,13 @@ local function appended(st)
 end
 tcp.appended = appended
 
+-- Not `return st.rbuf:get(n)`: a function trace that ends in a tail call to a
+-- fast function cannot stop at its return ("leaving loop in root trace"), and
+-- read_line_string, called from the user's handlers, runs as such a trace.
 local function take(st, n)
   st.line = nil
-  return st.rbuf:get(n)
+  local s = st.rbuf:get(n)
+  return s
 end
 
 local bytes_of, string_of, checkbytes = kit.bytes_of, kit.string_of, kit.checkbytes
