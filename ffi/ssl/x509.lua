@@ -8,6 +8,7 @@ local bit = require "bit"
 local lib = require "ljssl.lib"
 local args = require "ljssl.engine.args"
 local object = require "ljssl.engine.object"
+local certs = require "ljssl.engine.cert"
 
 local crypto, K, libc = lib.crypto, lib.K, lib.libc
 local ffi_string = ffi.string
@@ -30,43 +31,12 @@ function x509.ptr(cert)
   return check(cert, "ptr").ptr
 end
 
--- Memory BIOs --------------------------------------------------------------------------
-
-local memdata = ffi.new("char *[1]")
-
--- Runs write(bio) on a fresh memory BIO; returns what it wrote, or nil.
-local function to_string(write)
-  local bio = crypto.BIO_new(crypto.BIO_s_mem())
-  if bio == nil then return nil end
-  local out
-  if write(bio) == 1 then
-    local n = tonumber(lib.BIO_get_mem_data(bio, memdata))
-    out = ffi_string(memdata[0], n)
-  end
-  crypto.BIO_free(bio)
-  lib.clear_errors()
-  return out
-end
-
 -- Loading ---------------------------------------------------------------------------------
-
-local der_in = ffi.new("const unsigned char *[1]")
 
 -- The first certificate in `data`, PEM or DER.  nil (no message) when there is
 -- none, as LuaSec.
 function x509.load(data)
-  data = args.string(data, 1, "load")
-  local p
-  if data:find("-----BEGIN", 1, true) then
-    local bio = crypto.BIO_new_mem_buf(data, #data)
-    if bio == nil then return nil end
-    p = crypto.PEM_read_bio_X509(bio, nil, nil, nil)
-    crypto.BIO_free(bio)
-  else
-    der_in[0] = ffi.cast("const unsigned char *", data)
-    p = crypto.d2i_X509(nil, der_in, #data)
-  end
-  lib.clear_errors()
+  local p = certs.decode(args.string(data, 1, "load"))
   if p == nil then return nil end
   return x509.wrap(p, true)
 end
@@ -86,21 +56,12 @@ end
 
 -- Encodings ---------------------------------------------------------------------------------
 
-function methods.pem(cert)
-  local p = check(cert, "pem").ptr
-  return to_string(function(bio) return crypto.PEM_write_bio_X509(bio, p) end)
+function methods.pem(c)
+  return certs.pem(check(c, "pem").ptr)
 end
 
-local der_out = ffi.new("unsigned char *[1]")
-
-function methods.der(cert)
-  local p = check(cert, "der").ptr
-  der_out[0] = nil
-  local n = crypto.i2d_X509(p, der_out)
-  if n <= 0 then return nil end
-  local out = ffi_string(der_out[0], n)
-  lib.OPENSSL_free(der_out[0])
-  return out
+function methods.der(c)
+  return certs.der(check(c, "der").ptr)
 end
 
 local md_buf = ffi.new("unsigned char[?]", K.EVP_MAX_MD_SIZE)
@@ -126,7 +87,7 @@ end
 -- Validity ----------------------------------------------------------------------------------
 
 local function print_time(t)
-  return to_string(function(bio) return crypto.ASN1_TIME_print(bio, t) end)
+  return certs.bio_string(crypto.ASN1_TIME_print, t)
 end
 
 function methods.notbefore(cert)
@@ -180,7 +141,7 @@ function methods.pubkey(cert)
   local key = crypto.X509_get_pubkey(st.ptr)
   if key == nil then return nil end
   ffi.gc(key, crypto.EVP_PKEY_free)
-  local pem = to_string(function(bio) return crypto.PEM_write_bio_PUBKEY(bio, key) end)
+  local pem = certs.bio_string(crypto.PEM_write_bio_PUBKEY, key)
   local id = crypto.EVP_PKEY_get_base_id(key)
   local kind = KEY_TYPES[id]
   if not kind then
