@@ -42,29 +42,56 @@ end
 local S = setmetatable({}, { __mode = "k" })
 kit.S = S
 
+-- Every class's member cache (below), emptied whenever a class changes.
+local caches = {}
+local function forget_members()
+  for i = 1, #caches do
+    local cache = caches[i]
+    for k in pairs(cache) do cache[k] = nil end
+  end
+end
+
 function kit.class(name, parent)
   local c = { methods = {}, getters = {}, consts = {}, name = name, parent = parent }
   -- the class and its ancestors, so that instance_of needs no loop (a loop in
-  -- every method's check aborted the callers' JIT traces)
+  -- every method's check aborted the callers' JIT traces); `mts` holds the
+  -- metatables of the class's objects and of its subclasses' (the guard's check)
   c.is_a = { [c] = true }
+  c.mts = {}
   if parent then
     for k in pairs(parent.is_a) do c.is_a[k] = true end
-    setmetatable(c.methods, { __index = parent.methods })
-    setmetatable(c.getters, { __index = parent.getters })
-    setmetatable(c.consts, { __index = parent.consts })
+    setmetatable(c.methods, { __index = parent.methods, __newindex = function(t, k, v) rawset(t, k, v); forget_members() end })
+    setmetatable(c.getters, { __index = parent.getters, __newindex = function(t, k, v) rawset(t, k, v); forget_members() end })
+    setmetatable(c.consts, { __index = parent.consts, __newindex = function(t, k, v) rawset(t, k, v); forget_members() end })
+  else
+    local changed = { __newindex = function(t, k, v) rawset(t, k, v); forget_members() end }
+    setmetatable(c.methods, changed)
+    setmetatable(c.getters, changed)
+    setmetatable(c.consts, changed)
   end
   local getters, methods, consts = c.getters, c.methods, c.consts
+  -- members[k]: a method or constant already looked up through the class
+  -- chain (never a getter's name: getters come first), so that a method
+  -- call costs one lookup instead of a walk up to three levels of getters,
+  -- methods and constants.
+  local members = {}
+  caches[#caches + 1] = members
   c.mt = {
     __index = function(obj, k)
+      local m = members[k]
+      if m ~= nil then return m end
       local g = getters[k]
       if g then return g(obj) end
-      local m = methods[k]
-      if m ~= nil then return m end
-      return consts[k]
+      m = methods[k]
+      if m == nil then m = consts[k] end
+      if m ~= nil then members[k] = m end
+      return m
     end,
     __tostring = function(obj) return ("net.%s: %s"):format(name, rawget(obj, "__id")) end,
   }
   c.mt.__class = c
+  for k in pairs(c.is_a) do k.mts[c.mt] = true end
+  forget_members()
   -- the public class table: constants and new()
   c.public = setmetatable({}, { __index = function(_, k) return consts[k] or methods[k] end })
   return c
@@ -106,18 +133,58 @@ kit.typename = typename
 -- obj:method(), or another class's object, raises a clear error instead of
 -- failing inside.  Called once a class's methods (and _async twins) are all
 -- defined.
+-- A method that is not vararg gets a wrapper with its own parameters (the
+-- same call, since such a method cannot tell a missing argument from nil),
+-- which the JIT can compile with the method; the check is one lookup of the
+-- object's metatable.
 function kit.guard(c)
-  local instance_of = kit.instance_of
+  local mts = c.mts
+  local cname = c.name
   for name, fn in pairs(c.methods) do          -- the class's own methods
     if type(fn) == "function" and name:sub(1, 1) ~= "_" then
-      c.methods[name] = function(obj, ...)
-        if not instance_of(obj, c) then
-          error(("bad argument #1 to '%s' (net.%s expected, got %s)"):format(name, c.name, typename(obj)), 2)
+      local info = debug.getinfo(fn, "u")
+      local n = not info.isvararg and info.nparams or -1
+      local wrapped
+      if n == 1 or n == 0 then
+        wrapped = function(obj)
+          if not mts[getmetatable(obj)] then
+            error(("bad argument #1 to '%s' (net.%s expected, got %s)"):format(name, cname, typename(obj)), 2)
+          end
+          return fn(obj)
         end
-        return fn(obj, ...)
+      elseif n == 2 then
+        wrapped = function(obj, a)
+          if not mts[getmetatable(obj)] then
+            error(("bad argument #1 to '%s' (net.%s expected, got %s)"):format(name, cname, typename(obj)), 2)
+          end
+          return fn(obj, a)
+        end
+      elseif n == 3 then
+        wrapped = function(obj, a, b)
+          if not mts[getmetatable(obj)] then
+            error(("bad argument #1 to '%s' (net.%s expected, got %s)"):format(name, cname, typename(obj)), 2)
+          end
+          return fn(obj, a, b)
+        end
+      elseif n == 4 then
+        wrapped = function(obj, a, b, d)
+          if not mts[getmetatable(obj)] then
+            error(("bad argument #1 to '%s' (net.%s expected, got %s)"):format(name, cname, typename(obj)), 2)
+          end
+          return fn(obj, a, b, d)
+        end
+      else
+        wrapped = function(obj, ...)
+          if not mts[getmetatable(obj)] then
+            error(("bad argument #1 to '%s' (net.%s expected, got %s)"):format(name, cname, typename(obj)), 2)
+          end
+          return fn(obj, ...)
+        end
       end
+      c.methods[name] = wrapped
     end
   end
+  forget_members()
 end
 
 -- Handlers ---------------------------------------------------------------------------------
