@@ -207,4 +207,27 @@ describe("ljssl.lib", function()
     assert.equal("cdata", type(lib.optional("PEM_read_bio_DHparams")))
     assert.same({ "SSL_CTX_set_tmp_dh_callback" }, require("cdefs.ssl").deprecated)
   end)
+  it("lib.check: a clean queue, the result, or nil and OpenSSL's reason", function()
+    local lib = require "ljssl.lib"
+    local C = lib.ssl
+    local ctx = assert(lib.check("no context", C.SSL_CTX_new, C.TLS_method()))
+    -- an int failure with the reason OpenSSL queued, and the full line
+    local r, reason, code, line = lib.check("x", C.SSL_CTX_set_cipher_list, ctx, "NO-SUCH-CIPHER")
+    assert.is_nil(r)
+    assert.equal("no cipher match", reason)
+    assert.is_number(code)
+    assert.matches("^error:", line)
+    assert.equal(0, tonumber(lib.crypto.ERR_peek_error()))     -- drained
+    -- a `long` result (a ctrl macro): 0 is a failure too
+    assert.is_nil((lib.check("x", lib.SSL_CTX_set1_groups_list, ctx, "nope")))
+    assert.is_truthy(lib.check("x", lib.SSL_CTX_set1_groups_list, ctx, "P-256"))
+    -- a NULL pointer with nothing queued: the fallback
+    assert.same({ nil, "nothing here" }, { lib.check("nothing here", function() return nil end) })
+    -- a stale error from before is not taken for this call's
+    C.SSL_CTX_set_cipher_list(ctx, "NOPE")                        -- queues an error
+    assert.is_true(tonumber(lib.crypto.ERR_peek_error()) ~= 0)
+    assert.equal(1, lib.check("x", C.SSL_CTX_set_cipher_list, ctx, "DEFAULT"))
+    assert.equal(0, tonumber(lib.crypto.ERR_peek_error()))
+    lib.ssl.SSL_CTX_free(ctx)
+  end)
 end)

@@ -72,7 +72,10 @@ end
 function lib.check(fallback, fn, ...)
   if crypto.ERR_peek_error() ~= 0 then crypto.ERR_clear_error() end
   local r = fn(...)
-  if r == nil or (type(r) == "number" and r <= 0) then
+  -- a `long` (SSL_CTX_ctrl's macros) comes back as a 64-bit cdata integer;
+  -- tonumber gives nil for a pointer
+  local n = type(r) == "cdata" and tonumber(r) or r
+  if r == nil or (type(n) == "number" and n <= 0) then
     local code, reason, line = lib.pop_error()
     return nil, reason or fallback, code, line
   end

@@ -153,8 +153,8 @@ jit.off(Context.use_key_pem, true)
 function Context:use_certificate_chain_file(path)
   local bad = unreadable(path)
   if bad then return nil, bad end
-  lib.clear_errors()
-  if C.SSL_CTX_use_certificate_chain_file(self.ptr, path) ~= 1 then return nil, reason() end
+  local ok, why = lib.check("unknown error", C.SSL_CTX_use_certificate_chain_file, self.ptr, path)
+  if not ok then return nil, why end
   return true
 end
 
@@ -261,14 +261,14 @@ end
 function Context:load_verify_locations(cafile, capath)
   local bad = cafile and unreadable(cafile)
   if bad then return nil, bad end
-  lib.clear_errors()
-  if C.SSL_CTX_load_verify_locations(self.ptr, cafile, capath) ~= 1 then return nil, reason() end
+  local ok, why = lib.check("unknown error", C.SSL_CTX_load_verify_locations, self.ptr, cafile, capath)
+  if not ok then return nil, why end
   return true
 end
 
 function Context:set_default_verify_paths()
-  lib.clear_errors()
-  if C.SSL_CTX_set_default_verify_paths(self.ptr) ~= 1 then return nil, reason() end
+  local ok, why = lib.check("unknown error", C.SSL_CTX_set_default_verify_paths, self.ptr)
+  if not ok then return nil, why end
   return true
 end
 
@@ -303,20 +303,20 @@ function Context:set_options(options)
 end
 
 function Context:set_cipher_list(list)
-  lib.clear_errors()
-  if C.SSL_CTX_set_cipher_list(self.ptr, list) ~= 1 then return nil, reason() end
+  local ok, why = lib.check("unknown error", C.SSL_CTX_set_cipher_list, self.ptr, list)
+  if not ok then return nil, why end
   return true
 end
 
 function Context:set_ciphersuites(list)
-  lib.clear_errors()
-  if C.SSL_CTX_set_ciphersuites(self.ptr, list) ~= 1 then return nil, reason() end
+  local ok, why = lib.check("unknown error", C.SSL_CTX_set_ciphersuites, self.ptr, list)
+  if not ok then return nil, why end
   return true
 end
 
 function Context:set_groups(list)
-  lib.clear_errors()
-  if lib.SSL_CTX_set1_groups_list(self.ptr, list) ~= 1 then return nil, reason() end
+  local ok, why = lib.check("unknown error", lib.SSL_CTX_set1_groups_list, self.ptr, list)
+  if not ok then return nil, why end
   return true
 end
 
@@ -354,8 +354,8 @@ function Context:set_session_timeout(seconds)
 end
 
 function Context:set_session_id_context(id)
-  lib.clear_errors()
-  if C.SSL_CTX_set_session_id_context(self.ptr, id, #id) ~= 1 then return nil, reason() end
+  local ok, why = lib.check("unknown error", C.SSL_CTX_set_session_id_context, self.ptr, id, #id)
+  if not ok then return nil, why end
   return true
 end
 
@@ -410,16 +410,16 @@ end
 function Context:set_psk_server(fn, hint)
   self.anchors.psk_server = fn
   if hint then
-    lib.clear_errors()
-    if C.SSL_CTX_use_psk_identity_hint(self.ptr, hint) ~= 1 then return nil, reason() end
+    local ok, why = lib.check("unknown error", C.SSL_CTX_use_psk_identity_hint, self.ptr, hint)
+    if not ok then return nil, why end
   end
   return cb.set_psk_server(self.ptr, fn)
 end
 
 -- flags: OR of DANE_FLAG_* (e.g. no_ee_namechecks).
 function Context:dane_enable(flags)
-  lib.clear_errors()
-  if C.SSL_CTX_dane_enable(self.ptr) <= 0 then return nil, reason() end
+  local ok, why = lib.check("unknown error", C.SSL_CTX_dane_enable, self.ptr)
+  if not ok then return nil, why end
   if flags and flags ~= 0 then C.SSL_CTX_dane_set_flags(self.ptr, flags) end
   return true
 end

@@ -101,8 +101,8 @@ end
 -- `owns`: the SSL's socket BIO closes the fd when the SSL is freed (BIO_CLOSE),
 -- so a session dropped without close() still closes it, with no box of its own.
 function Session:set_fd(fd, owns)
-  lib.clear_errors()
-  if C.SSL_set_fd(self.ptr, fd) ~= 1 then return nil, (select(2, lib.pop_error())) end
+  local ok, why = lib.check("SSL_set_fd failed", C.SSL_set_fd, self.ptr, fd)
+  if not ok then return nil, why end
   if owns and fd >= 0 then
     crypto.BIO_ctrl(C.SSL_get_rbio(self.ptr), K.BIO_CTRL_SET_CLOSE, K.BIO_CLOSE, nil)
   end
@@ -112,10 +112,9 @@ end
 
 -- Separate descriptors for reading and writing (a pipe pair, say).
 function Session:set_fds(rfd, wfd)
-  lib.clear_errors()
-  if C.SSL_set_rfd(self.ptr, rfd) ~= 1 or C.SSL_set_wfd(self.ptr, wfd) ~= 1 then
-    return nil, (select(2, lib.pop_error()))
-  end
+  local ok, why = lib.check("SSL_set_rfd failed", C.SSL_set_rfd, self.ptr, rfd)
+  if ok then ok, why = lib.check("SSL_set_wfd failed", C.SSL_set_wfd, self.ptr, wfd) end
+  if not ok then return nil, why end
   self.fd = rfd
   return true
 end
