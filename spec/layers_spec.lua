@@ -54,4 +54,16 @@ describe("layers", function()
     end
     p:close()
   end)
+  it("the libtls face runs beside the real LuaSec as `ssl` (the engine is not under ssl.*)", function()
+    local helpers = require "helpers"
+    local ok, out = helpers.sh([[luajit -e 'package.path = package.path .. ";ffi/?.lua;ffi/?/init.lua"
+      local ssl = require "ssl"
+      assert(not ssl._VERSION:find("ljssl"), "expected the system LuaSec")
+      local tls = require "libtls"
+      local cfg = require("libtls.config").new()
+      local c = assert(tls.client(cfg))
+      print(ssl._VERSION, c ~= nil)' 2>&1]])
+    assert(ok, out)
+    assert.matches("^1%.%d[%d.]*\ttrue", out)
+  end)
 end)
