@@ -88,7 +88,10 @@ local bytes_of, string_of, checkbytes = kit.bytes_of, kit.string_of, kit.checkby
 
 function SM.read_string(obj, max)
   local st = S[obj]
-  return take(st, optsize(max, 2, "read_string") or #st.rbuf)
+  local n, have = optsize(max, 2, "read_string"), #st.rbuf
+  -- a huge max (2^53, inf) reads what there is: buffer:get takes only sizes
+  if not n or n > have then n = have end
+  return take(st, n)
 end
 function SM.read_bytes(obj, max) return bytes_of(SM.read_string(obj, max)) end
 function SM.read_all_string(obj) return SM.read_string(obj) end
