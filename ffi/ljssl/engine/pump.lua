@@ -30,7 +30,6 @@ local strbuf = require "string.buffer"
 local lib = require "ljssl.lib"
 local session = require "ljssl.engine.session"
 
-local crypto = lib.crypto
 local DONE, WANT_READ, WANT_WRITE = session.DONE, session.WANT_READ, session.WANT_WRITE
 local BIO_pending = lib.BIO_pending
 local cptr = ffi.typeof("const char *")
@@ -72,18 +71,18 @@ end
 
 -- Ciphertext out --------------------------------------------------------------------------
 
--- Moves what OpenSSL wrote into the out buffer: a memory BIO hands out all it
--- holds in one read, so this is one BIO_pending and at most one BIO_read (no
--- loop: a loop here would abort the caller's trace).  Every method that calls
--- the session collects before returning, so the out buffer is always current.
+-- Moves what OpenSSL wrote into the out buffer, drained by the session
+-- straight into its reserved space: a memory BIO hands out all it holds in
+-- one read, so this is one BIO_pending and at most one BIO_read (no loop: a
+-- loop here would abort the caller's trace).  Every method that calls the
+-- session collects before returning, so the out buffer is always current.
 local function collect(self)
-  local wbio = self.s.wbio
-  if wbio == nil then return end
-  local n = BIO_pending(wbio)
+  local s = self.s
+  if s.wbio == nil then return end
+  local n = s:outgoing()
   if n > 0 then
     local out = self.out
-    local got = crypto.BIO_read(wbio, out:reserve(n), n)
-    out:commit(got > 0 and got or 0)
+    out:commit(s:drain(out:reserve(n), n))
   end
 end
 

@@ -206,6 +206,12 @@ local u8buf = ffi.typeof("uint8_t[?]")
 
 local function opt_string(p) return p ~= nil and ffi.string(p) or nil end
 
+-- lib.check's answer as true, or nil and the reason.
+local function succeeded(r, why)
+  if r == nil then return nil, why end
+  return true
+end
+
 -- The negotiated protocol ("TLSv1.3"), or nil before the handshake.
 function Session:protocol()
   if self.ptr == nil or not self.done then return nil end
@@ -281,12 +287,10 @@ function Session:verify_errors()
   return cb.verify_errors(self.ptr)
 end
 
-local owned_x509 = cert.own
-
 -- The peer's certificate (an owned X509 *, freed by the GC), or nil.
 function Session:peer_certificate()
   if self.ptr == nil then return nil end
-  return owned_x509(C.SSL_get1_peer_certificate(self.ptr))
+  return cert.own(C.SSL_get1_peer_certificate(self.ptr))
 end
 
 -- The peer's chain, leaf first, as owned X509 pointers: the same list on both
@@ -329,44 +333,47 @@ end
 -- SNI: the name a client asks for.
 function Session:set_servername(name)
   if self.ptr == nil then return nil, "closed" end
-  return lib.check("invalid server name", lib.SSL_set_tlsext_host_name, self.ptr, name) and true
+  return succeeded(lib.check("invalid server name", lib.SSL_set_tlsext_host_name, self.ptr, name))
+end
+
+-- Server-side SNI over cb.set_sni: the session's own context and `contexts`
+-- (engine contexts, kept alive by the session) are those it may switch to.
+local function serve_sni(self, contexts, by_name, strict, by_cert)
+  if self.ptr == nil then return nil, "closed" end
+  local ctxs = { self.ctx.ptr }
+  for i, e in ipairs(contexts) do ctxs[i + 1] = e.ptr end
+  self.sni_contexts = contexts
+  local ok, err = cb.set_sni(self.ptr, ctxs, by_name, strict, by_cert)
+  choose(self)          -- a context SNI may switch to can run Lua callbacks
+  return ok, err
 end
 
 -- SNI on a server: switch to the engine context `map[name]` for the name the
 -- client asks for; `strict` refuses names not in the map.  The session keeps
 -- the contexts alive.
 function Session:serve_by_name(map, strict)
-  if self.ptr == nil then return nil, "closed" end
-  local ctxs, ptrs = { self.ctx.ptr }, {}
-  self.sni_contexts = {}
+  local contexts, ptrs = {}, {}
   for name, e in pairs(map) do
     ptrs[name] = e.ptr
-    ctxs[#ctxs + 1] = e.ptr
-    self.sni_contexts[#self.sni_contexts + 1] = e
+    contexts[#contexts + 1] = e
   end
-  local ok, err = cb.set_sni(self.ptr, ctxs, ptrs, strict)
-  choose(self)          -- a context SNI may switch to can run Lua callbacks
-  return ok, err
+  return serve_sni(self, contexts, ptrs, strict)
 end
 
 -- SNI on a server by certificate: switch to whichever of the engine contexts
 -- `by_cert` holds a certificate valid for the name the client asks for.
 function Session:serve_by_certificate(by_cert)
-  if self.ptr == nil then return nil, "closed" end
-  local ctxs, ptrs = { self.ctx.ptr }, {}
-  self.sni_contexts = by_cert
-  for _, e in ipairs(by_cert) do ctxs[#ctxs + 1] = e.ptr; ptrs[#ptrs + 1] = e.ptr end
-  local ok, err = cb.set_sni(self.ptr, ctxs, {}, false, ptrs)
-  choose(self)
-  return ok, err
+  local ptrs = {}
+  for i, e in ipairs(by_cert) do ptrs[i] = e.ptr end
+  return serve_sni(self, by_cert, {}, false, ptrs)
 end
 
 -- OCSP stapling, client side: ask the server for its staple, then read it
 -- (DER) after the handshake; nil when none came.
 function Session:request_ocsp_staple()
   if self.ptr == nil then return nil, "closed" end
-  return lib.check("cannot request OCSP stapling", lib.SSL_set_tlsext_status_type,
-    self.ptr, K.TLSEXT_STATUSTYPE_ocsp) and true
+  return succeeded(lib.check("cannot request OCSP stapling", lib.SSL_set_tlsext_status_type,
+    self.ptr, K.TLSEXT_STATUSTYPE_ocsp))
 end
 
 local staple_out = ffi.new("unsigned char *[1]")
@@ -432,7 +439,7 @@ end
 
 -- Offers `sess` (from resumable_session) for resumption in the next handshake.
 function Session:offer_session(sess)
-  return lib.check("SSL_set_session failed", C.SSL_set_session, self.ptr, sess) and true
+  return succeeded(lib.check("SSL_set_session failed", C.SSL_set_session, self.ptr, sess))
 end
 
 -- The SSL pointer, for the faces' documented raw accessors (LuaSec's
