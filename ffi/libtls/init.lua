@@ -714,13 +714,9 @@ local function getter(name, of, default, get)
   end
 end
 
-local function hex(bytes)
-  return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
-
 getter("peer_cert_hash", peer_cert, nil, function(p)
   local digest = x509.digest(p, crypto.EVP_sha256())
-  if digest then return "SHA256:" .. hex(digest) end
+  if digest then return "SHA256:" .. x509.hex(digest) end
 end)
 getter("peer_cert_subject", peer_cert, nil, x509.subject)
 getter("peer_cert_issuer", peer_cert, nil, x509.issuer)

@@ -64,24 +64,15 @@ function methods.der(c)
   return certs.der(check(c, "der").ptr)
 end
 
-local md_buf = ffi.new("unsigned char[?]", K.EVP_MAX_MD_SIZE)
-local md_len = ffi.new("unsigned int[1]")
-
-local function hex(raw)
-  return (raw:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
-
 -- Lowercase hex; any digest OpenSSL knows (LuaSec: sha1, sha256, sha512).
 function methods.digest(cert, alg)
   local st = check(cert, "digest")
   alg = args.optstring(alg, 2, "digest", "sha1")
   local md = crypto.EVP_get_digestbyname(alg)
   if md == nil then return nil, ("digest algorithm not supported (%s)"):format(alg) end
-  lib.clear_errors()
-  if crypto.X509_digest(st.ptr, md, md_buf, md_len) ~= 1 then
-    return nil, ("error processing the certificate (%s)"):format(select(2, lib.pop_error()) or "")
-  end
-  return hex(ffi_string(md_buf, md_len[0]))
+  local raw, why = certs.digest(st.ptr, md)
+  if not raw then return nil, ("error processing the certificate (%s)"):format(why or "") end
+  return certs.hex(raw)
 end
 
 -- Validity ----------------------------------------------------------------------------------

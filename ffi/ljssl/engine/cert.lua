@@ -73,8 +73,8 @@ end
 
 function cert.der(x)
   der_out[0] = nil
-  local n = crypto.i2d_X509(x, der_out)
-  if n <= 0 then lib.clear_errors(); return nil end
+  local n = lib.check(nil, crypto.i2d_X509, x, der_out)
+  if not n then return nil end
   local out = ffi_string(der_out[0], n)
   lib.OPENSSL_free(der_out[0])
   return out
@@ -111,10 +111,16 @@ function cert.not_before(x) return cert.epoch(crypto.X509_get0_notBefore(x)) end
 function cert.not_after(x) return cert.epoch(crypto.X509_get0_notAfter(x)) end
 
 -- The digest of the DER encoding with `md` (an EVP_MD *, e.g. EVP_sha256()),
--- as raw bytes.
+-- as raw bytes; or nil and OpenSSL's reason (when it queued one).
 function cert.digest(x, md)
-  if crypto.X509_digest(x, md, md_buf, md_len) ~= 1 then lib.clear_errors(); return nil end
+  local ok, why = lib.check(nil, crypto.X509_digest, x, md, md_buf, md_len)
+  if not ok then return nil, why end
   return ffi_string(md_buf, md_len[0])
+end
+
+-- Bytes as lowercase hex ("a1b2..."), as fingerprints are written.
+function cert.hex(raw)
+  return (raw:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
 return cert
