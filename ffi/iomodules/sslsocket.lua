@@ -128,7 +128,7 @@ local function step_handshake(obj)
     if st.pump and #st.queued > 0 then write_plain(obj, st, st.queued:get()) end
     if st.pump then drain_now(obj) end
   elseif status ~= WANT_READ and status ~= WANT_WRITE then
-    local text = msg
+    local text
     if msg == "certificate verify failed" then
       local code, why = st.tls:verify_result()
       text = VERIFY_TEXT[code] or why

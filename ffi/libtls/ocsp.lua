@@ -6,7 +6,7 @@ local ffi = require "ffi"
 local lib = require "ljssl.lib"
 local cert = require "ljssl.engine.cert"
 
-local C, crypto, K = lib.ssl, lib.crypto, lib.K
+local crypto, K = lib.crypto, lib.K
 local ffi_string = ffi.string
 
 local ocsp = {}

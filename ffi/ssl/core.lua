@@ -9,17 +9,15 @@
 -- the SSL and closes the fd (both through ffi.gc, not through I/O in __gc).
 
 local ffi = require "ffi"
-local bit = require "bit"
 local lib = require "ljssl.lib"
 local session = require "ljssl.engine.session"
 local pump = require "ljssl.engine.pump"
 local fdlib = require "ljssl.engine.fd"
-local cb = require "ljssl.engine.callbacks"
 local args = require "ljssl.engine.args"
 local object = require "ljssl.engine.object"
 local contexts = require "ssl.context"
 
-local C, crypto, K, libc = lib.ssl, lib.crypto, lib.K, lib.libc
+local K, libc = lib.K, lib.libc
 local byte = string.byte
 local ffi_string, ffi_cast = ffi.string, ffi.cast
 local WANT_READ, WANT_WRITE = session.WANT_READ, session.WANT_WRITE
