@@ -323,13 +323,14 @@ describe("libtls face", function()
     end)
 
     it("serves s_client as a server", function()
-      local port = helpers.free_port()
+      -- listening before the client starts, so that it always finds the port open
+      local listener = assert(socket.bind("127.0.0.1", 0))
+      local _, port = listener:getsockname()
       local input = os.tmpname()
       helpers.writefile(input, "hello from s_client\n")
-      local client = helpers.spawn(("sleep 0.3; timeout 20 openssl s_client -connect 127.0.0.1:%d -CAfile %s/root.pem " ..
+      local client = helpers.spawn(("timeout 20 openssl s_client -connect 127.0.0.1:%d -CAfile %s/root.pem " ..
         "-verify_return_error -servername localhost -ign_eof < %s"):format(port, dir, input))
       local srv = server_ctx()
-      local listener = assert(socket.bind("127.0.0.1", port))
       listener:settimeout(10)
       local s = assert(listener:accept())
       listener:close()

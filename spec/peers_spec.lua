@@ -30,26 +30,37 @@ end
 -- Starts a server command with PORT substituted; stops it after fn.
 local with_server = helpers.with_server
 
--- Accepts one client on a port with the ljssl server params; runs fn(conn).
-local function serve_once(port, params, fn)
-  local listener = assert(socket.bind("127.0.0.1", port))
-  listener:settimeout(10)
-  local s, err = listener:accept()
+-- Listens on a fresh loopback port, then calls start(port), which starts the
+-- client peer: the listener exists before the peer can try to connect (a peer
+-- started first could find nothing listening on a loaded machine and give up).
+-- Accepts one client with the ljssl server params and runs fn(conn, ok, err);
+-- returns what start returned.
+local function serve_once(start, params, fn)
+  local listener = assert(socket.bind("127.0.0.1", 0))
+  local _, port = listener:getsockname()
+  local peer, input = start(tonumber(port))
+  local ok, err = pcall(function()
+    listener:settimeout(10)
+    local s, aerr = listener:accept()
+    listener:close()
+    assert(s, aerr)
+    local conn = assert(ssl.wrap(s, params))
+    conn:settimeout(10)
+    local hs, herr = conn:dohandshake()
+    fn(conn, hs, herr)
+    conn:close()
+  end)
   listener:close()
-  assert(s, err)
-  local conn = assert(ssl.wrap(s, params))
-  conn:settimeout(10)
-  local ok, herr = conn:dohandshake()
-  fn(conn, ok, herr)
-  conn:close()
+  return ok, err, peer, input
 end
 
--- Serves one client peer (already started, reading `input`): expects
--- "hello ljssl", answers "reply from ljssl", checks the peer printed it, and
--- the protocol when `expect_protocol` is given.  Returns the peer's output.
-local function serve_peer(port, peer, input, params, expect_protocol)
+-- Serves one client peer (started by start(port), reading the file `input`
+-- it returns with its handle): expects "hello ljssl", answers "reply from
+-- ljssl", checks the peer printed it, and the protocol when `expect_protocol`
+-- is given.  Returns the peer's output.
+local function serve_peer(start, params, expect_protocol)
   local received, proto
-  local ok, err = pcall(serve_once, port, params, function(conn, hs, herr)
+  local ok, err, peer, input = serve_once(start, params, function(conn, hs, herr)
     assert(hs, herr)
     proto = conn:info("protocol")
     received = conn:receive()
@@ -197,9 +208,7 @@ describe("against openssl s_client", function()
   end
 
   local function serve(params, client_args, expect_protocol)
-    local port = helpers.free_port()
-    local peer, input = s_client(port, client_args)
-    return serve_peer(port, peer, input, params, expect_protocol)
+    return serve_peer(function(port) return s_client(port, client_args) end, params, expect_protocol)
   end
 
   it("serves TLS 1.3 and TLS 1.2 clients", function()
@@ -233,12 +242,12 @@ describe("against GnuTLS", function()
   end)
 
   it("serves gnutls-cli", function()
-    local port = helpers.free_port()
-    local input = os.tmpname()
-    helpers.writefile(input, "hello ljssl\n")
-    local peer = helpers.spawn(("sleep 0.3; timeout 20 gnutls-cli --x509cafile %s -p %d " ..
-      "--sni-hostname localhost localhost < %s"):format(pki.ca, port, input))
-    serve_peer(port, peer, input, server_params())
+    serve_peer(function(port)
+      local input = os.tmpname()
+      helpers.writefile(input, "hello ljssl\n")
+      return helpers.spawn(("timeout 20 gnutls-cli --x509cafile %s -p %d " ..
+        "--sni-hostname localhost localhost < %s"):format(pki.ca, port, input)), input
+    end, server_params())
   end)
 end)
 
@@ -300,11 +309,11 @@ describe("against the real LuaSec", function()
   end)
 
   it("LuaSec client, ljssl server", function()
-    local port = helpers.free_port()
-    local client = helpers.spawn(("sleep 0.3; cd / && timeout 20 %s %s/spec/fixtures/luasec_peer.lua client %d %s")
-      :format(helpers.luajit(), os.getenv("PWD"), port, pki.dir))
     local got
-    local ok, err = pcall(serve_once, port, server_params(), function(conn, hs, herr)
+    local ok, err, client = serve_once(function(port)
+      return helpers.spawn(("cd / && timeout 20 %s %s/spec/fixtures/luasec_peer.lua client %d %s")
+        :format(helpers.luajit(), os.getenv("PWD"), port, pki.dir))
+    end, server_params(), function(conn, hs, herr)
       assert(hs, herr)
       got = conn:receive()
       conn:send("hi luasec\n")
