@@ -5,7 +5,7 @@
 --   luajit bench/libtls_client.lua PORT bulk BYTES|echo COUNT|hs COUNT|resume COUNT [PROTOCOLS]
 --
 -- bulk, echo and hs connect with ctx:connect; resume connects a socket of its
--- own with TCP_NODELAY and uses ctx:connect_socket (a TLS 1.2 resumed handshake
+-- own with TCP_NODELAY as the C client does and uses ctx:connect_socket (a TLS 1.2 resumed handshake
 -- ends with the client's Finished, and without TCP_NODELAY Nagle's algorithm
 -- holds the PING until the server's delayed ACK).  resume fails if no
 -- handshake resumed and prints how many did on stderr.  PROTOCOLS is parsed by
@@ -21,10 +21,19 @@ local port, work, amount, protocols = arg[1], arg[2], tonumber(arg[3]), arg[4]
 if not (port and work and amount) then
   error("usage: libtls_client.lua PORT bulk|echo|hs|resume N [PROTOCOLS]")
 end
-for _, decl in ipairs({ "int fcntl(int, int, ...);", "int mkstemp(char *);", "int unlink(const char *);",
-                        "int close(int);" }) do
+for _, decl in ipairs({ "int mkstemp(char *);", "int unlink(const char *);", "int close(int);" }) do
   pcall(ffi.cdef, decl)        -- ljssl may have declared them already
 end
+-- the resume client's socket, made as bench/c/tls_peer's client makes its own
+-- (socket, connect, TCP_NODELAY: a blocking fd and three system calls), so
+-- that the comparison with C is of the TLS work; bound under names of the
+-- bench's own, whatever ljssl declares
+ffi.cdef [[
+struct bench_sockaddr_in { uint16_t family; uint16_t port; uint32_t addr; uint8_t zero[8]; };
+int bench_socket(int, int, int) __asm__("socket");
+int bench_connect(int, const struct bench_sockaddr_in *, unsigned) __asm__("connect");
+int bench_setsockopt(int, int, int, const int *, unsigned) __asm__("setsockopt");
+]]
 local C = ffi.C
 local WANT_POLLIN, WANT_POLLOUT = tls.WANT_POLLIN, tls.WANT_POLLOUT
 local clock = socket.gettime
@@ -43,24 +52,28 @@ local function check(ok, err)
   return ok
 end
 
--- A connected, handshaken client context; with nodelay, over a blocking
--- LuaSocket socket with TCP_NODELAY (returned too, for the caller to close).
+local AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_NODELAY = 2, 1, 6, 1
+local loopback = ffi.new("struct bench_sockaddr_in", { family = AF_INET,
+  port = bit.rshift(bit.bswap(tonumber(port)), 16), addr = bit.bswap(0x7f000001) })
+local one = ffi.new("const int[1]", 1)
+
+-- A connected, handshaken client context; with nodelay, over a socket of the
+-- client's own with TCP_NODELAY (its fd returned too, for the caller to close).
 local function open_client(nodelay)
   local ctx = tls.client(cfg)
-  local tcp
+  local fd
   if nodelay then
-    tcp = assert(socket.tcp())
-    assert(tcp:connect("127.0.0.1", tonumber(port)))
-    tcp:setoption("tcp-nodelay", true)
-    local fd = tcp:getfd()
-    C.fcntl(fd, 4, ffi.cast("int", bit.band(C.fcntl(fd, 3), bit.bnot(2048))))   -- F_SETFL, ~O_NONBLOCK
+    fd = C.bench_socket(AF_INET, SOCK_STREAM, 0)
+    assert(fd >= 0, "socket")
+    assert(C.bench_connect(fd, loopback, ffi.sizeof(loopback)) == 0, "connect")
+    C.bench_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4)
     check(ctx:connect_socket(fd, "localhost"))
   else
     check(ctx:connect("127.0.0.1", port))
   end
   for _ = 1, 1000 do
     local ok, err = ctx:handshake()
-    if ok then return ctx, tcp end
+    if ok then return ctx, fd end
     if err then error(err.message) end
   end
   error("handshake: no progress")
@@ -106,21 +119,21 @@ local function read_line(ctx)
   error("read_line: line too long")
 end
 
-local function close_client(ctx, tcp)
+local function close_client(ctx, fd)
   for _ = 1, 1000 do
     local ok, _, want = ctx:close()
     if ok or not want then break end
   end
-  if tcp then tcp:close() end
+  if fd then C.close(fd) end
 end
 
 -- A handshake, PING and PONG, and close; returns whether it resumed.
 local function ping(nodelay)
-  local ctx, tcp = open_client(nodelay)
+  local ctx, fd = open_client(nodelay)
   local resumed = ctx:conn_session_resumed()
   write_all(ctx, "PING\n")
   assert(read_line(ctx) == "PONG\n")     -- the ticket comes with it: the face saves the session
-  close_client(ctx, tcp)
+  close_client(ctx, fd)
   return resumed
 end
 

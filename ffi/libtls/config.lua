@@ -436,7 +436,7 @@ function methods.set_session_fd(cfg, fd)
         ("session file has incorrect permissions (%o != 600)"):format(mode))
     end
   end
-  st.session_fd = fd
+  st.session_fd, st.session_size = fd, nil   -- the size the face last saw in the file
   return true
 end
 

@@ -293,16 +293,22 @@ local function session_from_pem(buf, size)
 end
 
 -- Reads the client's saved session (PEM) from its session fd, if any, and
--- offers it for resumption.
+-- offers it for resumption.  One pread into the shared buffer reads a file
+-- smaller than it (a short read of a regular file is its end); only a file
+-- that fills the buffer costs an fstat and a second read.
 local function load_session(st, cst)
   local fd = cst.session_fd
   if fd == -1 then return end
-  if libc.ljssl_fstat(fd, stat) ~= 0 or stat[0].st_size == 0 then return end
-  local size = tonumber(stat[0].st_size)
-  if size > file_buf_size then
-    file_buf, file_buf_size = ffi.new("char[?]", size), size
+  if file_buf == nil then file_buf, file_buf_size = ffi.new("char[?]", 8192), 8192 end
+  local size = tonumber(libc.pread(fd, file_buf, file_buf_size, 0))
+  if size == file_buf_size then
+    if libc.ljssl_fstat(fd, stat) ~= 0 then return end
+    size = tonumber(stat[0].st_size)
+    if size > file_buf_size then file_buf, file_buf_size = ffi.new("char[?]", size), size end
+    if libc.pread(fd, file_buf, size, 0) ~= size then return end
   end
-  if libc.pread(fd, file_buf, size, 0) ~= size then return end
+  cst.session_size = size
+  if size <= 0 then return end
   local pem = ffi_string(file_buf, size)
   local cached = cst.session_cache
   if not (cached and cached.pem == pem) then
@@ -316,7 +322,9 @@ end
 -- Writes the client's session to its session fd once it can be resumed (in TLS
 -- 1.3 that is after the server's ticket, which arrives after the handshake).
 -- The bytes written and the session become the cache, so that the next
--- connect of this config needs no decode while the file keeps them.
+-- connect of this config needs no decode while the file keeps them.  The file
+-- is cut to the new length after the write, and not at all when the read at
+-- connect found it that long already (a session's PEM rarely changes length).
 local function save_session(st)
   local cst = config.state[st.cfg]
   if st.kind ~= "client" or cst.session_fd == -1 or st.session_saved then return end
@@ -324,10 +332,12 @@ local function save_session(st)
   if not sess then return end
   local pem = x509.bio_string(C.PEM_write_bio_SSL_SESSION, sess)
   if not pem then return end
-  if libc.ftruncate(cst.session_fd, 0) == 0 and libc.pwrite(cst.session_fd, pem, #pem, 0) == #pem then
-    st.session_saved = true
+  local fd, n = cst.session_fd, #pem
+  if libc.pwrite(fd, pem, n, 0) == n and (cst.session_size == n or libc.ftruncate(fd, n) == 0) then
+    st.session_saved, cst.session_size = true, n
     set_session_cache(cst, pem, sess)
   else
+    cst.session_size = nil
     set_session_cache(cst, nil)  -- the file's contents are unknown now
   end
 end
