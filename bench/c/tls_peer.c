@@ -10,6 +10,10 @@
  *   tls_peer client PORT resume COUNT        COUNT resumed handshakes (tickets)
  *   tls_peer client PORT idle COUNT          hold COUNT connections open; prints
  *                                            the RSS each one costs, in bytes
+ *   tls_peer client PORT idle-lean COUNT     the same, each connection's record
+ *                                            buffers freed once idle
+ *                                            (SSL_free_buffers): the least an
+ *                                            idle OpenSSL connection costs
  *
  * After the handshake a client sends one command line: "BULK n" (the server
  * sends n bytes and closes), "ECHO" (the server echoes lines until EOF) or
@@ -231,7 +235,8 @@ int main(int argc, char **argv) {
         client_close(ssl);
       }
       printf("%.6f\n", now() - start);
-    } else if (strcmp(work, "idle") == 0) {
+    } else if (strcmp(work, "idle") == 0 || strcmp(work, "idle-lean") == 0) {
+      int lean = strcmp(work, "idle-lean") == 0;
       SSL **held = calloc(amount, sizeof *held);
       long before = rss_bytes();
       for (long long i = 0; i < amount; i++) {
@@ -239,6 +244,7 @@ int main(int argc, char **argv) {
         SSL_write(held[i], "HOLD\n", 5);
         r.ssl = held[i]; r.start = r.end = 0;
         if (read_line(&r, buf, sizeof buf) != 3) die("hold");
+        if (lean && !SSL_free_buffers(held[i])) die("SSL_free_buffers");
       }
       printf("%.1f\n", (double)(rss_bytes() - before) / amount);
       for (long long i = 0; i < amount; i++) client_close(held[i]);
