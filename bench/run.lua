@@ -155,7 +155,7 @@ local function libtls_cmds(work, amount, protocols)
            luajit, root, port, work, amount, extra) }
 end
 local libtls_bulk = quick and 4 * MiB or 256 * MiB
-local resumes = quick and 20 or 500
+local resumes = quick and 20 or 2000        -- long enough that start-up and noise weigh little
 local have_libtls_peer = io.open(libtls_peer)
 if have_libtls_peer then
   have_libtls_peer:close()
@@ -186,7 +186,7 @@ end
 -- trips (bench/net_echo.lua), against the same through the LuaSec API with
 -- socket.select: LuaSec's, and ljssl's LuaSec face.
 do
-  local clients, trips = 100, quick and 5 or 200
+  local clients, trips = 100, quick and 5 or 1000   -- 100 000 round trips a run: about 2 s
   local function cmd(impl)
     return ("%s %s/bench/net_echo.lua %s %d %d %d"):format(luajit, root, impl, port, clients, trips)
   end
