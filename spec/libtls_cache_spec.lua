@@ -50,6 +50,29 @@ local function connect(ccfg, srv)
   return a, ea, seen
 end
 
+-- A client config (trusting the test root) with a fresh, empty 0600 session
+-- file `name`; returns the config, the open file and its path.
+local function session_file_client(name)
+  local path = dir .. "/" .. name
+  os.remove(path)
+  helpers.writefile(path, "")
+  assert(helpers.sh("chmod 600 " .. path))
+  local f = assert(io.open(path, "r+b"))
+  local cfg = config.new()
+  assert(cfg:set_ca_file(dir .. "/root.pem"))
+  assert(cfg:set_session_fd(ffi.C.fileno(f)))
+  return cfg, f, path
+end
+
+-- One connection of `cfg` to `srv` that must succeed and deliver the hello;
+-- answers whether it resumed.
+local function resumes(cfg, srv)
+  local ok, err, seen = connect(cfg, srv)
+  assert.is_true(ok, err and err.message)
+  assert.equal("hello\n", seen.data)
+  return seen.resumed
+end
+
 local function ticket_server()
   local cfg = config.new()
   assert(cfg:set_keypair_file(dir .. "/valid-chain.pem", dir .. "/valid.key"))
@@ -110,20 +133,8 @@ describe("libtls face client caches", function()
 
   it("honour a session file changed between connects", function()
     local srv = ticket_server()
-    local path = dir .. "/cache-session"
-    os.remove(path)
-    helpers.writefile(path, "")
-    assert(helpers.sh("chmod 600 " .. path))
-    local f = assert(io.open(path, "r+b"))
-    local cfg = config.new()
-    assert(cfg:set_ca_file(dir .. "/root.pem"))
-    assert(cfg:set_session_fd(ffi.C.fileno(f)))
-    local function resumed()
-      local ok, err, seen = connect(cfg, srv)
-      assert.is_true(ok, err and err.message)
-      assert.equal("hello\n", seen.data)
-      return seen.resumed
-    end
+    local cfg, f, path = session_file_client("cache-session")
+    local function resumed() return resumes(cfg, srv) end
     assert.is_false(resumed())                   -- no session yet
     local first = helpers.readfile(path)
     assert.truthy(first:find("BEGIN SSL SESSION PARAMETERS", 1, true))
@@ -156,21 +167,11 @@ describe("libtls face client caches", function()
     f:close()
     os.remove(path)
   end)
+
   it("read a session file of any length and leave exactly the new session in it", function()
     local srv = ticket_server()
-    local path = dir .. "/cache-session-long"
-    os.remove(path)
-    helpers.writefile(path, "")
-    assert(helpers.sh("chmod 600 " .. path))
-    local f = assert(io.open(path, "r+b"))
-    local cfg = config.new()
-    assert(cfg:set_ca_file(dir .. "/root.pem"))
-    assert(cfg:set_session_fd(ffi.C.fileno(f)))
-    local function resumed()
-      local ok, err, seen = connect(cfg, srv)
-      assert.is_true(ok, err and err.message)
-      return seen.resumed
-    end
+    local cfg, f, path = session_file_client("cache-session-long")
+    local function resumed() return resumes(cfg, srv) end
     assert.is_false(resumed())
     local session = helpers.readfile(path)
     -- PEM readers skip text before the block: 20 000 bytes of it put the
